@@ -1,0 +1,304 @@
+/*
+ * engine.c - the BERT encoder forward pass, read top to bottom.
+ *
+ * In PyTorch terms (transformers' BertModel, eval mode):
+ *   x = LayerNorm(word_emb[ids] + pos_emb[pos] + type_emb[0])
+ *   for each layer:
+ *       q, k, v = x Wq^T + bq, x Wk^T + bk, x Wv^T + bv      (one fused GEMM)
+ *       ctx     = softmax(q k^T / sqrt(d)) v, per sequence and head
+ *       x       = LayerNorm(x + ctx Wo^T + bo)
+ *       x       = LayerNorm(x + gelu(x Wi^T + bi) Wo2^T + bo2)
+ *   pooled = x[CLS] or mean(x); out = pooled / |pooled|
+ *
+ * Sequences are packed back to back (no padding), so with a per-sequence
+ * attention every token attends exactly to its own sequence, which is what
+ * the reference computes with an all-ones attention mask.
+ */
+#include "engine.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "pool.h"
+
+struct engine {
+    const model *m;
+    const kern_ops *k;
+    pool *pool;
+    size_t cap_tokens;  /* rows the activation buffers hold */
+    float *x;           /* (T, hidden) hidden states */
+    float *qkv;         /* (T, 3*hidden) */
+    float *ctx;         /* (T, hidden) attention output, then scratch */
+    float *inter;       /* (T, intermediate) */
+    float *scores;      /* (threads, max_seq_len) softmax scratch */
+    size_t *offset;     /* (cap_seqs) first row of each sequence */
+    size_t cap_seqs;
+};
+
+bgeicl_code engine_create(const model *m, int threads, kern_isa isa, engine **out, bg_err *err)
+{
+    engine *e = bg_calloc(1, sizeof *e);
+    if (!e)
+        goto nomem;
+    e->m = m;
+    e->k = kern_select(isa);
+    e->pool = pool_create(threads > 0 ? threads : bg_cpu_count());
+    if (!e->pool)
+        goto nomem;
+    e->scores = bg_malloc_aligned((size_t)pool_size(e->pool) * m->cfg.max_seq_len * sizeof(float));
+    if (!e->scores)
+        goto nomem;
+    *out = e;
+    return BGEICL_OK;
+nomem:
+    engine_free(e);
+    return bg_fail(err, BGEICL_ERR_NOMEM, "out of memory creating the inference engine");
+}
+
+void engine_free(engine *e)
+{
+    if (!e)
+        return;
+    pool_destroy(e->pool);
+    bg_free_aligned(e->x);
+    bg_free_aligned(e->qkv);
+    bg_free_aligned(e->ctx);
+    bg_free_aligned(e->inter);
+    bg_free_aligned(e->scores);
+    bg_free(e->offset);
+    bg_free(e);
+}
+
+int engine_threads(const engine *e) { return pool_size(e->pool); }
+const kern_ops *engine_kernels(const engine *e) { return e->k; }
+
+/* Grows the activation buffers to hold T tokens and n sequences. All or
+ * nothing: on failure the old buffers stay valid. */
+static bgeicl_code reserve(engine *e, size_t T, size_t n, bg_err *err)
+{
+    const model_config *c = &e->m->cfg;
+    if (T > e->cap_tokens) {
+        float *x = bg_malloc_aligned(T * c->hidden * sizeof(float));
+        float *qkv = bg_malloc_aligned(T * 3 * c->hidden * sizeof(float));
+        float *ctx = bg_malloc_aligned(T * c->hidden * sizeof(float));
+        float *inter = bg_malloc_aligned(T * c->intermediate * sizeof(float));
+        if (!x || !qkv || !ctx || !inter) {
+            bg_free_aligned(x);
+            bg_free_aligned(qkv);
+            bg_free_aligned(ctx);
+            bg_free_aligned(inter);
+            return bg_fail(err, BGEICL_ERR_NOMEM, "out of memory for a batch of %zu tokens", T);
+        }
+        bg_free_aligned(e->x);
+        bg_free_aligned(e->qkv);
+        bg_free_aligned(e->ctx);
+        bg_free_aligned(e->inter);
+        e->x = x, e->qkv = qkv, e->ctx = ctx, e->inter = inter;
+        e->cap_tokens = T;
+    }
+    if (n > e->cap_seqs) {
+        size_t *off = bg_malloc(n * sizeof *off);
+        if (!off)
+            return bg_fail(err, BGEICL_ERR_NOMEM, "out of memory for a batch of %zu texts", n);
+        bg_free(e->offset);
+        e->offset = off;
+        e->cap_seqs = n;
+    }
+    return BGEICL_OK;
+}
+
+/* ---- parallel GEMM ------------------------------------------------------ */
+
+/* C = A B^T + bias over T rows, split into tiles across the pool. Large
+ * batches split rows (each tile streams all of B once); a short batch
+ * splits B's rows instead so that one query still uses every core. */
+typedef struct gemm_job {
+    const kern_ops *k;
+    size_t M, N, K;
+    const float *A, *B, *bias;
+    float *C;
+    size_t tile, tiles_m; /* rows per tile (split M) or columns (split N) */
+    int split_n;
+    int gelu;             /* apply GELU to each finished tile */
+} gemm_job;
+
+static void gemm_task(void *arg, size_t t, int worker)
+{
+    (void)worker;
+    const gemm_job *j = arg;
+    if (!j->split_n) {
+        size_t r0 = t * j->tile, rows = j->M - r0 < j->tile ? j->M - r0 : j->tile;
+        float *C = j->C + r0 * j->N;
+        j->k->gemm_bt(rows, j->N, j->K, j->A + r0 * j->K, j->K, j->B, j->K, j->bias, C, j->N);
+        if (j->gelu)
+            j->k->gelu(C, rows * j->N);
+    } else {
+        size_t c0 = t * j->tile, cols = j->N - c0 < j->tile ? j->N - c0 : j->tile;
+        float *C = j->C + c0;
+        j->k->gemm_bt(j->M, cols, j->K, j->A, j->K, j->B + c0 * j->K, j->K,
+                      j->bias ? j->bias + c0 : NULL, C, j->N);
+        if (j->gelu)
+            for (size_t r = 0; r < j->M; r++)
+                j->k->gelu(C + r * j->N, cols);
+    }
+}
+
+static void par_gemm(engine *e, size_t M, size_t N, size_t K, const float *A, const float *B,
+                     const float *bias, float *C, int gelu)
+{
+    size_t nt = (size_t)pool_size(e->pool);
+    gemm_job j = {e->k, M, N, K, A, B, bias, C, 0, 0, 0, gelu};
+    size_t tasks;
+    if (M >= 16 * nt) {
+        /* ~4 tiles per thread balances uneven progress without making
+         * tiles so thin that B is re-streamed too often. */
+        j.tile = (M + 4 * nt - 1) / (4 * nt);
+        tasks = (M + j.tile - 1) / j.tile;
+    } else {
+        j.split_n = 1;
+        j.tile = ((N + nt - 1) / nt + 15) & ~(size_t)15;
+        tasks = (N + j.tile - 1) / j.tile;
+    }
+    pool_run(e->pool, tasks, gemm_task, &j);
+}
+
+/* ---- embeddings ---------------------------------------------------------- */
+
+typedef struct embed_job {
+    engine *e;
+    const int32_t *const *ids;
+    const size_t *lens;
+} embed_job;
+
+static void embed_task(void *arg, size_t s, int worker)
+{
+    (void)worker;
+    const embed_job *j = arg;
+    const model_config *c = &j->e->m->cfg;
+    const model_weights *w = &j->e->m->w;
+    size_t H = c->hidden;
+    float *x = j->e->x + j->e->offset[s] * H;
+    for (size_t p = 0; p < j->lens[s]; p++) {
+        const float *we = w->word_emb + (size_t)j->ids[s][p] * H;
+        const float *pe = w->pos_emb + (p + c->position_offset) * H;
+        const float *te = w->type_emb; /* token_type_ids are all 0 */
+        float *row = x + p * H;
+        for (size_t i = 0; i < H; i++)
+            row[i] = we[i] + pe[i] + te[i];
+    }
+    j->e->k->add_layernorm(x, NULL, j->lens[s], H, w->emb_ln_g, w->emb_ln_b, c->ln_eps);
+}
+
+/* ---- attention ------------------------------------------------------------ */
+
+typedef struct attn_job {
+    engine *e;
+    const size_t *lens;
+} attn_job;
+
+/* Task t = (sequence t / heads, head t % heads). */
+static void attn_task(void *arg, size_t t, int worker)
+{
+    const attn_job *j = arg;
+    engine *e = j->e;
+    const model_config *c = &e->m->cfg;
+    size_t H = c->hidden, d = H / c->heads;
+    size_t s = t / c->heads, h = t % c->heads;
+    const float *base = e->qkv + e->offset[s] * 3 * H + h * d;
+    float *out = e->ctx + e->offset[s] * H + h * d;
+    e->k->attention_head(j->lens[s], d, base, base + H, base + 2 * H, 3 * H, out, H,
+                         1.0f / sqrtf((float)d), e->scores + (size_t)worker * c->max_seq_len);
+}
+
+/* ---- residual + LayerNorm ------------------------------------------------- */
+
+typedef struct ln_job {
+    engine *e;
+    float *x;
+    const float *r;
+    const float *g, *b;
+    size_t T, tile;
+} ln_job;
+
+static void ln_task(void *arg, size_t t, int worker)
+{
+    (void)worker;
+    const ln_job *j = arg;
+    const model_config *c = &j->e->m->cfg;
+    size_t r0 = t * j->tile, rows = j->T - r0 < j->tile ? j->T - r0 : j->tile;
+    j->e->k->add_layernorm(j->x + r0 * c->hidden, j->r + r0 * c->hidden, rows, c->hidden, j->g,
+                           j->b, c->ln_eps);
+}
+
+static void par_add_layernorm(engine *e, size_t T, const float *r, const float *g,
+                              const float *b)
+{
+    size_t nt = (size_t)pool_size(e->pool);
+    ln_job j = {e, e->x, r, g, b, T, (T + 2 * nt - 1) / (2 * nt)};
+    pool_run(e->pool, (T + j.tile - 1) / j.tile, ln_task, &j);
+}
+
+/* ---- pooling ---------------------------------------------------------------- */
+
+static void pool_and_normalize(const engine *e, const size_t *lens, size_t n, float *out)
+{
+    const model_config *c = &e->m->cfg;
+    size_t H = c->hidden;
+    for (size_t s = 0; s < n; s++) {
+        const float *x = e->x + e->offset[s] * H;
+        float *o = out + s * H;
+        if (c->pooling == BGEICL_POOL_CLS) {
+            memcpy(o, x, H * sizeof(float));
+        } else {
+            /* Mean over every token: the mask is all ones when packed. */
+            memset(o, 0, H * sizeof(float));
+            for (size_t p = 0; p < lens[s]; p++)
+                for (size_t i = 0; i < H; i++)
+                    o[i] += x[p * H + i];
+            for (size_t i = 0; i < H; i++)
+                o[i] /= (float)lens[s];
+        }
+        double ss = 0.0;
+        for (size_t i = 0; i < H; i++)
+            ss += (double)o[i] * o[i];
+        /* sentence-transformers' Normalize clamps the norm at 1e-12. */
+        float inv = (float)(1.0 / fmax(sqrt(ss), 1e-12));
+        for (size_t i = 0; i < H; i++)
+            o[i] *= inv;
+    }
+}
+
+/* ---- the forward pass ------------------------------------------------------- */
+
+bgeicl_code engine_forward(engine *e, const int32_t *const *ids, const size_t *lens, size_t n,
+                           float *out, bg_err *err)
+{
+    const model_config *c = &e->m->cfg;
+    const model_weights *w = &e->m->w;
+    size_t H = c->hidden, I = c->intermediate, T = 0;
+    for (size_t s = 0; s < n; s++)
+        T += lens[s];
+    bgeicl_code rc = reserve(e, T, n, err);
+    if (rc != BGEICL_OK)
+        return rc;
+    for (size_t s = 0, o = 0; s < n; o += lens[s], s++)
+        e->offset[s] = o;
+
+    embed_job ej = {e, ids, lens};
+    pool_run(e->pool, n, embed_task, &ej);
+
+    for (size_t l = 0; l < c->layers; l++) {
+        const layer_weights *L = &w->layer[l];
+        par_gemm(e, T, 3 * H, H, e->x, L->qkv_w, L->qkv_b, e->qkv, 0);
+        attn_job aj = {e, lens};
+        pool_run(e->pool, n * c->heads, attn_task, &aj);
+        /* ctx Wo^T + bo lands in qkv's first T*H floats, free by now. */
+        par_gemm(e, T, H, H, e->ctx, L->attn_out_w, L->attn_out_b, e->qkv, 0);
+        par_add_layernorm(e, T, e->qkv, L->ln1_g, L->ln1_b);
+        par_gemm(e, T, I, H, e->x, L->ffn_in_w, L->ffn_in_b, e->inter, 1);
+        par_gemm(e, T, H, I, e->inter, L->ffn_out_w, L->ffn_out_b, e->ctx, 0);
+        par_add_layernorm(e, T, e->ctx, L->ln2_g, L->ln2_b);
+    }
+    pool_and_normalize(e, lens, n, out);
+    return BGEICL_OK;
+}

@@ -1,0 +1,33 @@
+/*
+ * engine.h - the forward pass of a BERT encoder over a packed batch.
+ *
+ * A batch of n token sequences is packed without padding into one
+ * (T, hidden) activation matrix, T = sum of lengths. The dense layers run
+ * as GEMMs over all T rows at once; attention runs per (sequence, head).
+ * Scratch buffers are owned by the engine and grow only between passes, so
+ * the pass itself does not allocate.
+ */
+#ifndef ENGINE_H
+#define ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../kernels/kern.h"
+#include "../model/model.h"
+
+typedef struct engine engine;
+
+/* The engine borrows `m`, which must outlive it. threads <= 0: all cores. */
+bgeicl_code engine_create(const model *m, int threads, kern_isa isa, engine **out, bg_err *err);
+void engine_free(engine *e);
+int engine_threads(const engine *e);
+const kern_ops *engine_kernels(const engine *e);
+
+/* Runs the encoder over n sequences (each 1..max_seq_len ids, ids valid)
+ * and writes the pooled, L2-normalised vectors to out (n x hidden).
+ * Not reentrant: callers serialise (bgeicl_embed holds a lock). */
+bgeicl_code engine_forward(engine *e, const int32_t *const *ids, const size_t *lens, size_t n,
+                           float *out, bg_err *err);
+
+#endif
