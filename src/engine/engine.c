@@ -276,8 +276,13 @@ bgeicl_code engine_forward(engine *e, const int32_t *const *ids, const size_t *l
     const model_config *c = &e->m->cfg;
     const model_weights *w = &e->m->w;
     size_t H = c->hidden, I = c->intermediate, T = 0;
-    for (size_t s = 0; s < n; s++)
+    for (size_t s = 0; s < n; s++) {
+        /* The scores scratch and position table hold max_seq_len rows. */
+        if (lens[s] == 0 || lens[s] > c->max_seq_len)
+            return bg_fail(err, BGEICL_ERR_ARG, "sequence %zu has %zu tokens, outside [1, %zu]",
+                           s, lens[s], c->max_seq_len);
         T += lens[s];
+    }
     bgeicl_code rc = reserve(e, T, n, err);
     if (rc != BGEICL_OK)
         return rc;

@@ -1,0 +1,45 @@
+/*
+ * kern_internal.h - what the kernel files share with each other and with
+ * tests/unit/test_kernels.c, but not with the rest of the library.
+ *
+ * The reference kernels are exported so that the ISA tables can reuse the
+ * ones they do not replace (GEMM), and the vector exp and erf are exported
+ * so that the unit test can measure their accuracy directly rather than
+ * only through softmax and GELU.
+ */
+#ifndef KERN_INTERNAL_H
+#define KERN_INTERNAL_H
+
+#include "kern.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#define KERN_X86 1
+#else
+#define KERN_X86 0
+#endif
+
+/* ---- reference kernels (kern_ref.c) -------------------------------------- */
+
+void kern_ref_gemm_bt(size_t M, size_t N, size_t K, const float *A, size_t lda, const float *B,
+                      size_t ldb, const float *bias, float *C, size_t ldc);
+void kern_ref_gelu(float *x, size_t n);
+void kern_ref_add_layernorm(float *x, const float *r, size_t rows, size_t n, const float *g,
+                            const float *b, float eps);
+void kern_ref_attention_head(size_t L, size_t d, const float *q, const float *k, const float *v,
+                             size_t ld, float *out, size_t ldo, float scale, float *scores);
+
+/* ---- ISA tables ------------------------------------------------------------ */
+
+#if KERN_X86
+extern const kern_ops kern_avx2_ops;   /* kern_avx2.c */
+extern const kern_ops kern_avx512_ops; /* kern_avx512.c */
+
+/* y[i] = exp(x[i]) and y[i] = erf(x[i]) with the vector code the kernels
+ * use, for the accuracy tests. Call only where the ISA is supported. */
+void kern_avx2_exp_n(const float *x, float *y, size_t n);
+void kern_avx2_erf_n(const float *x, float *y, size_t n);
+void kern_avx512_exp_n(const float *x, float *y, size_t n);
+void kern_avx512_erf_n(const float *x, float *y, size_t n);
+#endif
+
+#endif

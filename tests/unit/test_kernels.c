@@ -1,0 +1,575 @@
+/*
+ * test_kernels.c - every kernel table against the reference (kern_ref.c)
+ * and against a double-precision evaluation, on random data of many shapes
+ * and on the inputs that break naive code.
+ *
+ * Each ISA the CPU lacks is skipped with a line saying so. Tolerances:
+ *   attention   max |got - ref| <= 1e-5 * max |v| (the output is a convex
+ *               combination of v rows, so max |v| is its natural scale);
+ *               the same bound against the double evaluation.
+ *   gelu        |got - ref| <= 2e-7 * max(1, |x|): 2e-7 absolute up to
+ *               |x| = 1, relative beyond, where one float ulp of the
+ *               result alone exceeds 2e-7.
+ *   erf         |got - erff| <= 1e-7 absolute over every float tested.
+ *   exp         within 1 ulp of expf on [-104, 89] (softmax needs x <= 0).
+ *   layernorm   |got - ref| <= 1e-5 * max(1, |ref|).
+ * The largest error seen per kernel and ISA is printed at the end.
+ */
+#include <float.h>
+#include <math.h>
+#include <stdint.h>
+
+#include "harness.h"
+#include "kernels/kern.h"
+#include "kernels/kern_internal.h"
+
+#define TOL_ATTN 1e-5
+#define TOL_GELU 2e-7
+#define TOL_ERF 1e-7
+#define TOL_EXP_ULP 1
+#define TOL_LN 1e-5
+
+static kern_isa hw_isa; /* the CPU's best, without the BGEICL_ISA cap */
+
+/* Largest errors seen, per ISA, for the summary. */
+static double worst_attn[3], worst_attn_exact[3], worst_gelu[3], worst_gelu_exact[3];
+static double worst_ln[3], worst_erf[3], worst_exp_ulp[3];
+
+/* ---- helpers ------------------------------------------------------------- */
+
+static uint64_t rng = 0x9E3779B97F4A7C15ull;
+
+/* splitmix64: deterministic, so a failure reproduces. */
+static uint64_t rnd_u64(void)
+{
+    uint64_t z = (rng += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static float rnd(float lo, float hi)
+{
+    return lo + (hi - lo) * (float)((double)(rnd_u64() >> 11) / 9007199254740992.0);
+}
+
+static float *alloc_f(size_t n)
+{
+    float *p = malloc((n ? n : 1) * sizeof(float));
+    if (!p) {
+        fprintf(stderr, "out of memory\n");
+        exit(2);
+    }
+    return p;
+}
+
+static void fill(float *x, size_t n, float lo, float hi)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] = rnd(lo, hi);
+}
+
+static double max2(double a, double b) { return a > b ? a : b; }
+
+/* Records a failure with context when err > tol (or err is NaN). */
+static void check_tol(double err, double tol, const char *what, const char *isa, size_t a,
+                      size_t b)
+{
+    if (!(err <= tol)) {
+        fprintf(stderr, "%s [%s] shape (%zu, %zu): error %.3g > tolerance %.3g\n", what, isa, a, b,
+                err, tol);
+        harness_failures_in_test++;
+    }
+}
+
+/* Distance in ulps between two finite floats of the same sign (or zero). */
+static int64_t ulp_dist(float a, float b)
+{
+    int32_t ia, ib;
+    memcpy(&ia, &a, 4);
+    memcpy(&ib, &b, 4);
+    if (ia < 0)
+        ia = INT32_MIN - ia;
+    if (ib < 0)
+        ib = INT32_MIN - ib;
+    return ia > ib ? (int64_t)ia - ib : (int64_t)ib - ia;
+}
+
+/* The tables to test: every ISA up to what the hardware has. */
+static int isa_count(void) { return (int)hw_isa + 1; }
+static const kern_ops *table(int i) { return kern_select((kern_isa)i); }
+
+/* ---- ISA detection and tables ------------------------------------------------- */
+
+TEST(isa_cap)
+{
+    setenv("BGEICL_ISA", "scalar", 1);
+    CHECK_EQ_INT(kern_detect(), KERN_SCALAR);
+    setenv("BGEICL_ISA", "avx2", 1);
+    CHECK_EQ_INT(kern_detect(), hw_isa < KERN_AVX2 ? hw_isa : KERN_AVX2);
+    setenv("BGEICL_ISA", "avx512", 1);
+    CHECK_EQ_INT(kern_detect(), hw_isa);
+    setenv("BGEICL_ISA", "no-such-isa", 1);
+    CHECK_EQ_INT(kern_detect(), hw_isa);
+    unsetenv("BGEICL_ISA");
+    CHECK_EQ_INT(kern_detect(), hw_isa);
+}
+
+TEST(tables)
+{
+    for (int i = 0; i < isa_count(); i++) {
+        const kern_ops *k = table(i);
+        CHECK_EQ_INT(k->isa, i);
+        CHECK(!strcmp(k->name, kern_isa_name((kern_isa)i)));
+        CHECK(k->gemm_bt == kern_ref_gemm_bt); /* OpenBLAS everywhere, for now */
+        CHECK(k->gelu && k->add_layernorm && k->attention_head);
+    }
+    CHECK(table(KERN_SCALAR)->gelu == kern_ref_gelu);
+    CHECK(table(KERN_SCALAR)->attention_head == kern_ref_attention_head);
+}
+
+/* ---- attention ---------------------------------------------------------------- */
+
+/* The attention of one head in double, for the exactness check. */
+static void attention_exact(size_t L, size_t d, const float *q, const float *k, const float *v,
+                            size_t ld, double *out, float scale)
+{
+    double *s = malloc(L * sizeof *s);
+    for (size_t i = 0; i < L; i++) {
+        double mx = -INFINITY, sum = 0.0;
+        for (size_t j = 0; j < L; j++) {
+            double dot = 0.0;
+            for (size_t t = 0; t < d; t++)
+                dot += (double)q[i * ld + t] * k[j * ld + t];
+            s[j] = dot * scale;
+            mx = s[j] > mx ? s[j] : mx;
+        }
+        for (size_t j = 0; j < L; j++)
+            sum += (s[j] = exp(s[j] - mx));
+        for (size_t t = 0; t < d; t++) {
+            double o = 0.0;
+            for (size_t j = 0; j < L; j++)
+                o += s[j] * v[j * ld + t];
+            out[i * d + t] = o / sum;
+        }
+    }
+    free(s);
+}
+
+/* Runs one head through `k` with an exactly-L scratch and an output whose
+ * row padding holds a sentinel; returns 0 if the padding was touched. */
+static int run_attention(const kern_ops *k, size_t L, size_t d, const float *qkv, size_t ld,
+                         float *out, size_t ldo, float scale)
+{
+    float *scores = alloc_f(L);
+    for (size_t i = 0; i < L * ldo; i++)
+        out[i] = -12345.0f;
+    k->attention_head(L, d, qkv, qkv + d, qkv + 2 * d, ld, out, ldo, scale, scores);
+    free(scores);
+    for (size_t i = 0; i < L; i++)
+        for (size_t t = d; t < ldo; t++)
+            if (out[i * ldo + t] != -12345.0f)
+                return 0;
+    return 1;
+}
+
+TEST(attention_random)
+{
+    /* 32 and 64 are the BGE head sizes; 5 and 36 leave a partial vector. */
+    static const size_t ds[] = {8, 32, 64, 80, 5, 36}, Ls[] = {1, 2, 7, 128, 512};
+    for (size_t di = 0; di < 6; di++) {
+        for (size_t li = 0; li < 5; li++) {
+            size_t d = ds[di], L = Ls[li], ld = 3 * d + 3, ldo = d + 5;
+            float *qkv = alloc_f(L * ld), *ref = alloc_f(L * ldo), *got = alloc_f(L * ldo);
+            double *ex = malloc(L * d * sizeof *ex);
+            /* uniform(-3, 3) gives scores of standard deviation 3 after
+             * the 1/sqrt(d) scale: softmax rows neither flat nor one-hot. */
+            fill(qkv, L * ld, -3.0f, 3.0f);
+            float scale = 1.0f / sqrtf((float)d), vmax = 0.0f;
+            for (size_t j = 0; j < L; j++)
+                for (size_t t = 0; t < d; t++)
+                    vmax = fmaxf(vmax, fabsf(qkv[j * ld + 2 * d + t]));
+            CHECK(run_attention(table(KERN_SCALAR), L, d, qkv, ld, ref, ldo, scale));
+            attention_exact(L, d, qkv, qkv + d, qkv + 2 * d, ld, ex, scale);
+            for (int isa = 0; isa < isa_count(); isa++) {
+                CHECK(run_attention(table(isa), L, d, qkv, ld, got, ldo, scale));
+                double e_ref = 0.0, e_ex = 0.0;
+                for (size_t i = 0; i < L; i++)
+                    for (size_t t = 0; t < d; t++) {
+                        e_ref = max2(e_ref, fabs((double)got[i * ldo + t] - ref[i * ldo + t]));
+                        e_ex = max2(e_ex, fabs(got[i * ldo + t] - ex[i * d + t]));
+                    }
+                e_ref /= vmax, e_ex /= vmax;
+                check_tol(e_ref, TOL_ATTN, "attention vs reference", kern_isa_name(isa), d, L);
+                check_tol(e_ex, TOL_ATTN, "attention vs double", kern_isa_name(isa), d, L);
+                worst_attn[isa] = max2(worst_attn[isa], e_ref);
+                worst_attn_exact[isa] = max2(worst_attn_exact[isa], e_ex);
+            }
+            free(qkv), free(ref), free(got), free(ex);
+        }
+    }
+}
+
+/* One key scores ~5e4 above the rest: exp of the raw score would overflow,
+ * after max subtraction every other weight underflows to 0 and the output
+ * is exactly that key's value row. */
+TEST(attention_one_huge_score)
+{
+    size_t d = 32, ld = 3 * d, hot = 5;
+    for (size_t L = 7; L <= 130; L += 123) { /* 7, 130: tails only, and blocks + tail */
+        float *qkv = alloc_f(L * ld), *out = alloc_f(L * d);
+        fill(qkv, L * ld, -1.0f, 1.0f);
+        for (size_t i = 0; i < L; i++)
+            for (size_t t = 0; t < d; t++)
+                qkv[i * ld + t] = 100.0f; /* every query */
+        for (size_t t = 0; t < d; t++)
+            qkv[hot * ld + d + t] = 100.0f; /* the hot key */
+        for (int isa = 0; isa < isa_count(); isa++) {
+            CHECK(run_attention(table(isa), L, d, qkv, ld, out, d, 1.0f / sqrtf((float)d)));
+            int exact = 1;
+            for (size_t i = 0; i < L; i++)
+                for (size_t t = 0; t < d; t++)
+                    exact &= out[i * d + t] == qkv[hot * ld + 2 * d + t];
+            if (!exact)
+                fprintf(stderr, "attention [%s] L=%zu: not the hot value row\n",
+                        kern_isa_name(isa), L);
+            CHECK(exact);
+        }
+        free(qkv), free(out);
+    }
+}
+
+/* Identical keys: a uniform softmax, so every output row is the mean of v. */
+TEST(attention_identical_scores)
+{
+    size_t d = 64, ld = 3 * d + 1;
+    for (size_t L = 1; L <= 300; L = L * 3 + 2) {
+        float *qkv = alloc_f(L * ld), *out = alloc_f(L * d);
+        fill(qkv, L * ld, -2.0f, 2.0f);
+        for (size_t j = 1; j < L; j++)
+            memcpy(qkv + j * ld + d, qkv + d, d * sizeof(float));
+        for (int isa = 0; isa < isa_count(); isa++) {
+            CHECK(run_attention(table(isa), L, d, qkv, ld, out, d, 0.125f));
+            double err = 0.0;
+            for (size_t t = 0; t < d; t++) {
+                double mean = 0.0;
+                for (size_t j = 0; j < L; j++)
+                    mean += qkv[j * ld + 2 * d + t];
+                mean /= (double)L;
+                for (size_t i = 0; i < L; i++)
+                    err = max2(err, fabs(out[i * d + t] - mean) / 2.0);
+            }
+            check_tol(err, TOL_ATTN, "attention of identical keys", kern_isa_name(isa), d, L);
+        }
+        free(qkv), free(out);
+    }
+}
+
+/* ---- GELU ----------------------------------------------------------------------- */
+
+/* 0.5 x (1 + erf(x / sqrt 2)) in double, via erfc so that x << 0 keeps
+ * its relative accuracy. */
+static double gelu_exact(float x) { return 0.5 * x * erfc(-(double)x * 0.70710678118654752440); }
+
+/* Runs `k`'s GELU over x[0..n) in a buffer starting one float off
+ * alignment with guards on both sides, and compares with the reference. */
+static void check_gelu(int isa, const float *x, size_t n, size_t shape_a, size_t shape_b)
+{
+    float *buf = alloc_f(n + 2), *ref = alloc_f(n);
+    buf[0] = buf[n + 1] = 777.0f;
+    memcpy(buf + 1, x, n * sizeof(float));
+    memcpy(ref, x, n * sizeof(float));
+    table(isa)->gelu(buf + 1, n);
+    kern_ref_gelu(ref, n);
+    CHECK(buf[0] == 777.0f && buf[n + 1] == 777.0f);
+    double e_ref = 0.0, e_ex = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        float got = buf[1 + i];
+        if (isnan(ref[i]) || isinf(ref[i])) {
+            if (!(isnan(ref[i]) ? isnan(got) : got == ref[i])) {
+                fprintf(stderr, "gelu [%s] (%a): %a, reference %a\n", kern_isa_name(isa), x[i],
+                        got, ref[i]);
+                harness_failures_in_test++;
+            }
+            continue;
+        }
+        double scale = max2(1.0, fabs(x[i]));
+        e_ref = max2(e_ref, fabs((double)got - ref[i]) / scale);
+        e_ex = max2(e_ex, fabs(got - gelu_exact(x[i])) / scale);
+    }
+    check_tol(e_ref, TOL_GELU, "gelu vs reference", kern_isa_name(isa), shape_a, shape_b);
+    check_tol(e_ex, TOL_GELU, "gelu vs double", kern_isa_name(isa), shape_a, shape_b);
+    worst_gelu[isa] = max2(worst_gelu[isa], e_ref);
+    worst_gelu_exact[isa] = max2(worst_gelu_exact[isa], e_ex);
+    free(buf), free(ref);
+}
+
+TEST(gelu_random)
+{
+    static const size_t ns[] = {1, 7, 384, 1536}, rows[] = {1, 3, 17};
+    for (size_t ni = 0; ni < 4; ni++)
+        for (size_t ri = 0; ri < 3; ri++) {
+            size_t n = ns[ni] * rows[ri];
+            float *x = alloc_f(n);
+            fill(x, n, -8.0f, 8.0f);
+            for (int isa = 0; isa < isa_count(); isa++)
+                check_gelu(isa, x, n, ns[ni], rows[ri]);
+            free(x);
+        }
+}
+
+/* Every 1/1024 over [-12, 12], and both sides of each erf interval edge. */
+TEST(gelu_sweep)
+{
+    size_t n = 24 * 1024 + 1, m = 0;
+    float *x = alloc_f(n + 9 * 6);
+    for (size_t i = 0; i < n; i++)
+        x[m++] = -12.0f + (float)i / 1024.0f;
+    for (int e = 1; e <= 9; e++) {
+        float edge = (float)(e * 0.5 * 1.41421356237309505);
+        x[m++] = nextafterf(edge, 0.0f), x[m++] = edge, x[m++] = nextafterf(edge, 100.0f);
+        x[m++] = -nextafterf(edge, 0.0f), x[m++] = -edge, x[m++] = -nextafterf(edge, 100.0f);
+    }
+    for (int isa = 0; isa < isa_count(); isa++)
+        check_gelu(isa, x, m, m, 1);
+    free(x);
+}
+
+TEST(gelu_special)
+{
+    const float sub = 1e-40f; /* subnormal */
+    float x[] = {0.0f,     -0.0f,     sub,       -sub,        FLT_TRUE_MIN, FLT_MIN,
+                 -FLT_MIN, 1e-20f,    -1e-20f,   30.0f,       -30.0f,       1e30f,
+                 -1e30f,   FLT_MAX,   -FLT_MAX,  INFINITY,    -INFINITY,    NAN};
+    size_t n = sizeof x / sizeof x[0];
+    for (int isa = 0; isa < isa_count(); isa++) {
+        float y[sizeof x / sizeof x[0]];
+        memcpy(y, x, sizeof x);
+        table(isa)->gelu(y, n);
+        CHECK(y[0] == 0.0f && !signbit(y[0]));
+        CHECK(y[1] == 0.0f && signbit(y[1]));
+        CHECK(y[2] == 0.5f * sub && y[3] == -0.5f * sub); /* erf(tiny) vanishes in 1 + erf */
+        CHECK(y[4] == 0.0f);                              /* 0.5 * FLT_TRUE_MIN rounds to 0 */
+        CHECK(y[9] == 30.0f && y[10] == 0.0f);
+        CHECK(y[11] == 1e30f && y[12] == 0.0f);
+        CHECK(y[13] == FLT_MAX && y[14] == 0.0f); /* 0.5 x * 2, no overflow */
+        CHECK(y[15] == INFINITY);
+        /* -inf * 0: NaN, as in the reference and in PyTorch's erf GELU. */
+        CHECK(isnan(y[16]));
+        CHECK(isnan(y[17]));
+        check_gelu(isa, x, n, n, 0);
+    }
+}
+
+/* ---- vector erf and exp --------------------------------------------------------- */
+
+#if KERN_X86
+typedef void (*vec_fn)(const float *x, float *y, size_t n);
+
+static vec_fn erf_fn(int isa) { return isa == KERN_AVX2 ? kern_avx2_erf_n : kern_avx512_erf_n; }
+static vec_fn exp_fn(int isa) { return isa == KERN_AVX2 ? kern_avx2_exp_n : kern_avx512_exp_n; }
+
+/* Fills x with every 2^-14 over [-6, 6] and, for both signs, 64 points per
+ * binade from 1e-45 to 3e38; returns the count. */
+static size_t erf_inputs(float *x)
+{
+    size_t m = 0;
+    for (int i = -6 * 16384; i <= 6 * 16384; i++)
+        x[m++] = (float)i / 16384.0f;
+    for (int e = -149; e < 128; e++)
+        for (int s = 0; s < 64; s++) {
+            float v = ldexpf(1.0f + (float)s / 64.0f, e);
+            if (isfinite(v))
+                x[m++] = v, x[m++] = -v;
+        }
+    return m;
+}
+
+TEST(erf_accuracy)
+{
+    float *x = alloc_f(200000 + 2 * 64 * 280), *y = alloc_f(200000 + 2 * 64 * 280);
+    size_t n = erf_inputs(x);
+    for (int isa = KERN_AVX2; isa < isa_count(); isa++) {
+        erf_fn(isa)(x, y, n);
+        double err = 0.0;
+        for (size_t i = 0; i < n; i++)
+            err = max2(err, fabs((double)y[i] - erff(x[i])));
+        check_tol(err, TOL_ERF, "erf vs erff", kern_isa_name(isa), n, 0);
+        worst_erf[isa] = err;
+        float sx[] = {-0.0f, INFINITY, -INFINITY, NAN, 1e-30f}, sy[5];
+        erf_fn(isa)(sx, sy, 5);
+        CHECK(sy[0] == 0.0f && signbit(sy[0]));
+        CHECK(sy[1] == 1.0f && sy[2] == -1.0f);
+        CHECK(isnan(sy[3]));
+        CHECK(ulp_dist(sy[4], erff(1e-30f)) <= 1); /* relative accuracy near 0 */
+    }
+    free(x), free(y);
+}
+
+TEST(exp_accuracy)
+{
+    size_t n = 1u << 21, m = 0;
+    float *x = alloc_f(n + 64), *y = alloc_f(n + 64);
+    for (size_t i = 0; i < n / 2; i++) /* a fine even grid of the softmax range */
+        x[m++] = -104.0f * (float)i / (float)(n / 2);
+    while (m < n) { /* random bit patterns in [-104, 89]: every binade */
+        uint32_t bits = (uint32_t)rnd_u64();
+        float f;
+        memcpy(&f, &bits, 4);
+        if (f >= -104.0f && f <= 89.0f)
+            x[m++] = f;
+    }
+    for (int isa = KERN_AVX2; isa < isa_count(); isa++) {
+        exp_fn(isa)(x, y, m);
+        int64_t worst = 0;
+        for (size_t i = 0; i < m; i++) {
+            int64_t u = ulp_dist(y[i], expf(x[i]));
+            if (u > worst)
+                worst = u;
+        }
+        check_tol((double)worst, TOL_EXP_ULP, "exp ulps vs expf", kern_isa_name(isa), m, 0);
+        worst_exp_ulp[isa] = (double)worst;
+        float sx[] = {0.0f, -INFINITY, INFINITY, NAN, -1000.0f, 1000.0f, -88.0f, -100.0f}, sy[8];
+        exp_fn(isa)(sx, sy, 8);
+        CHECK(sy[0] == 1.0f && sy[1] == 0.0f && sy[2] == INFINITY && isnan(sy[3]));
+        CHECK(sy[4] == 0.0f && sy[5] == INFINITY);
+        CHECK(ulp_dist(sy[6], expf(-88.0f)) <= 1 && ulp_dist(sy[7], expf(-100.0f)) <= 1);
+    }
+    free(x), free(y);
+}
+#endif
+
+/* ---- residual + LayerNorm -------------------------------------------------------- */
+
+/* LayerNorm(x + r) * g + b for one row in double after the float residual
+ * add (as the model specifies it), for the exactness check. Returns the
+ * error that rounding the mean to float may add to an output, which grows
+ * with |mean| / std: the kernels, like the reference, subtract a float
+ * mean, and the random test has rows with mean / std near 1000. */
+static double layernorm_exact(const float *x, const float *r, size_t n, const float *g,
+                              const float *b, float eps, double *out)
+{
+    double mean = 0.0, var = 0.0, gmax = 0.0;
+    for (size_t j = 0; j < n; j++)
+        mean += (out[j] = (float)(x[j] + (r ? r[j] : 0.0f)));
+    mean /= (double)n;
+    for (size_t j = 0; j < n; j++)
+        var += (out[j] - mean) * (out[j] - mean);
+    double inv = 1.0 / sqrt(var / (double)n + eps);
+    for (size_t j = 0; j < n; j++) {
+        out[j] = (out[j] - mean) * inv * g[j] + b[j];
+        gmax = max2(gmax, fabs(g[j]));
+    }
+    return var > 0.0 ? 0.5 * FLT_EPSILON * fabs(mean) * inv * gmax : 0.0;
+}
+
+TEST(layernorm_random)
+{
+    static const size_t ns[] = {1, 7, 384, 1536}, rows_[] = {1, 3, 17};
+    const float eps = 1e-12f; /* BGE's layer_norm_eps */
+    for (size_t ni = 0; ni < 4; ni++)
+        for (size_t ri = 0; ri < 3; ri++)
+            for (int with_r = 0; with_r < 2; with_r++) {
+                size_t n = ns[ni], rows = rows_[ri], sz = n * rows;
+                float *x = alloc_f(sz), *r = alloc_f(sz), *g = alloc_f(n), *b = alloc_f(n);
+                float *ref = alloc_f(sz), *got = alloc_f(sz), *r_copy = alloc_f(sz);
+                double *ex = malloc(n * sizeof *ex);
+                fill(x, sz, -2.0f, 2.0f);
+                fill(r, sz, -1.0f, 1.0f);
+                fill(g, n, 0.5f, 1.5f);
+                fill(b, n, -0.5f, 0.5f);
+                for (size_t i = 0; i < rows; i++) /* offsets up to 1000 stress the variance */
+                    for (size_t j = 0; j < n; j++)
+                        x[i * n + j] += (float)(i % 4) * 333.0f;
+                memcpy(r_copy, r, sz * sizeof(float));
+                memcpy(ref, x, sz * sizeof(float));
+                kern_ref_add_layernorm(ref, with_r ? r : NULL, rows, n, g, b, eps);
+                for (int isa = 0; isa < isa_count(); isa++) {
+                    memcpy(got, x, sz * sizeof(float));
+                    table(isa)->add_layernorm(got, with_r ? r : NULL, rows, n, g, b, eps);
+                    double e_ref = 0.0, e_ex = 0.0;
+                    for (size_t i = 0; i < rows; i++) {
+                        double slack = layernorm_exact(x + i * n, with_r ? r + i * n : NULL, n,
+                                                       g, b, eps, ex);
+                        for (size_t j = 0; j < n; j++) {
+                            double gv = got[i * n + j], rv = ref[i * n + j];
+                            e_ref = max2(e_ref, fabs(gv - rv) / max2(1.0, fabs(rv)));
+                            e_ex = max2(e_ex, (fabs(gv - ex[j]) - slack) / max2(1.0, fabs(ex[j])));
+                        }
+                    }
+                    check_tol(e_ref, TOL_LN, "layernorm vs reference", kern_isa_name(isa), n,
+                              rows);
+                    check_tol(e_ex, TOL_LN, "layernorm vs double", kern_isa_name(isa), n, rows);
+                    worst_ln[isa] = max2(worst_ln[isa], e_ref);
+                    CHECK(!memcmp(r, r_copy, sz * sizeof(float))); /* r is read-only */
+                }
+                free(x), free(r), free(g), free(b), free(ref), free(got), free(r_copy), free(ex);
+            }
+}
+
+/* A constant row has variance 0: x - mean is exactly 0, so the output is
+ * exactly the bias, whatever the (huge) 1/sqrt(eps). */
+TEST(layernorm_constant_row)
+{
+    static const size_t ns[] = {1, 7, 384, 1536};
+    for (size_t ni = 0; ni < 4; ni++) {
+        size_t n = ns[ni], rows = 3;
+        float *x = alloc_f(n * rows), *r = alloc_f(n * rows), *g = alloc_f(n), *b = alloc_f(n);
+        fill(g, n, 0.5f, 1.5f);
+        fill(b, n, -0.5f, 0.5f);
+        for (int isa = 0; isa < isa_count(); isa++) {
+            for (size_t i = 0; i < n * rows; i++)
+                x[i] = 2.75f, r[i] = 0.5f + (float)(i / n); /* each row constant */
+            table(isa)->add_layernorm(x, r, rows, n, g, b, 1e-12f);
+            int exact = 1;
+            for (size_t i = 0; i < n * rows; i++)
+                exact &= x[i] == b[i % n];
+            if (!exact)
+                fprintf(stderr, "layernorm [%s] n=%zu: constant row is not the bias\n",
+                        kern_isa_name(isa), n);
+            CHECK(exact);
+        }
+        free(x), free(r), free(g), free(b);
+    }
+}
+
+/* ---- main ----------------------------------------------------------------------------- */
+
+static void print_worst(void)
+{
+    for (int isa = 0; isa < isa_count(); isa++) {
+        printf("kernels [%s] max error: attention %.2g (vs double %.2g), gelu %.2g (vs double "
+               "%.2g), layernorm %.2g",
+               kern_isa_name(isa), worst_attn[isa], worst_attn_exact[isa], worst_gelu[isa],
+               worst_gelu_exact[isa], worst_ln[isa]);
+        if (isa != KERN_SCALAR)
+            printf(", erf %.2g, exp %.0f ulp", worst_erf[isa], worst_exp_ulp[isa]);
+        printf("\n");
+    }
+}
+
+int main(void)
+{
+    /* Test every ISA the hardware has, whatever cap the environment sets. */
+    unsetenv("BGEICL_ISA");
+    hw_isa = kern_detect();
+    for (int isa = hw_isa + 1; isa <= KERN_AVX512; isa++)
+        printf("kernels: skipped %s (this CPU lacks it)\n", kern_isa_name((kern_isa)isa));
+
+    RUN(isa_cap);
+    RUN(tables);
+    RUN(attention_random);
+    RUN(attention_one_huge_score);
+    RUN(attention_identical_scores);
+    RUN(gelu_random);
+    RUN(gelu_sweep);
+    RUN(gelu_special);
+#if KERN_X86
+    RUN(erf_accuracy);
+    RUN(exp_accuracy);
+#endif
+    RUN(layernorm_random);
+    RUN(layernorm_constant_row);
+    print_worst();
+    return harness_summary("kernels");
+}
