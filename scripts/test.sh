@@ -13,9 +13,9 @@ make -j"$(nproc)" bench-bin
 make -j"$(nproc)" SAN=1
 
 echo "== unit tests"
-make unit
+BGEICL_REQUIRE_MODELS=1 make unit
 echo "== unit tests under ASan+UBSan"
-ASAN_OPTIONS=detect_leaks=1 make SAN=1 unit
+BGEICL_REQUIRE_MODELS=1 ASAN_OPTIONS=detect_leaks=1 make SAN=1 unit
 
 echo "== integration tests"
 .venv/bin/python -m pytest tests/py -q -p no:cacheprovider

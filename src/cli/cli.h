@@ -41,10 +41,12 @@ typedef struct cli_source {
     size_t lineno;
     char *line;
     size_t line_cap;
+    int failed;       /* a bad line was met; the next read reports it */
 } cli_source;
 
 /* Fills up to `max` inputs; *n = 0 at the end. Returns 0, or -1 after
- * printing an error naming the line. Caller frees with cli_inputs_free. */
+ * printing an error naming the line (the inputs before a bad line are
+ * returned first). Caller frees with cli_inputs_free. */
 int cli_read_inputs(cli_source *src, cli_input *items, size_t max, size_t *n);
 void cli_inputs_free(cli_input *items, size_t n);
 void cli_source_close(cli_source *src);

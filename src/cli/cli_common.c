@@ -82,9 +82,30 @@ static int dup_input(cli_input *it, const char *text, size_t len)
     return 0;
 }
 
+/* Whether a JSON text holds the escape \u0000. cJSON ends its strings at
+ * the first NUL, so such a text would be cut short without a word; we
+ * refuse it instead. An escape is live when an odd number of backslashes
+ * leads up to the 'u'. */
+static int has_nul_escape(const char *s)
+{
+    for (const char *p = strstr(s, "u0000"); p; p = strstr(p + 1, "u0000")) {
+        size_t slashes = 0;
+        for (const char *q = p; q > s && q[-1] == '\\'; q--)
+            slashes++;
+        if (slashes % 2 == 1)
+            return 1;
+    }
+    return 0;
+}
+
 /* Parses one JSON line into it. Returns 0, or -1 after printing why. */
 static int parse_line(cli_source *src, cli_input *it)
 {
+    if (has_nul_escape(src->line)) {
+        fprintf(stderr, "bgeicl: stdin line %zu: NUL characters (\\u0000) are not supported\n",
+                src->lineno);
+        return -1;
+    }
     const char *end = NULL;
     cJSON *j = cJSON_ParseWithOpts(src->line, &end, 1);
     const cJSON *text = j;
@@ -121,6 +142,8 @@ static int only_space(const char *s)
 int cli_read_inputs(cli_source *src, cli_input *items, size_t max, size_t *n)
 {
     *n = 0;
+    if (src->failed)
+        return -1;
     while (*n < max) {
         cli_input *it = &items[*n];
         memset(it, 0, sizeof *it);
@@ -140,9 +163,11 @@ int cli_read_inputs(cli_source *src, cli_input *items, size_t max, size_t *n)
             if (only_space(src->line))
                 continue;
             if (parse_line(src, it) != 0) {
-                cli_inputs_free(items, *n + 1);
-                *n = 0;
-                return -1;
+                /* Hand back what came before the bad line first, so that
+                 * output stays a prefix of the input; fail on the next call. */
+                cli_inputs_free(it, 1);
+                src->failed = 1;
+                return *n ? 0 : -1;
             }
         }
         (*n)++;

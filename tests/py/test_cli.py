@@ -116,3 +116,11 @@ def test_every_isa_gives_the_same_vectors(bin_path, isa):
     b = [json.loads(l)["embedding"] for l in r.stdout.decode().splitlines()]
     for u, v in zip(a, b):
         assert sum(x * y for x, y in zip(u, v)) > 0.99999
+
+
+def test_nul_in_jsonl_is_refused_not_truncated(bin_path):
+    r = run(bin_path, "tokenize", "--model", str(model_dir(BGE)), "-",
+            stdin=b'"fine \\\\u0000 text"\n"cut\\u0000here"\n')
+    assert r.returncode == 1
+    assert b"line 2" in r.stderr and b"NUL" in r.stderr
+    assert len(r.stdout.decode().splitlines()) == 1
