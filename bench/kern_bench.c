@@ -2,7 +2,7 @@
  * kern_bench.c - single-thread speed of each kernel table on BGE-small
  * shapes (hidden 384, 12 heads of d = 32, intermediate 1536).
  *
- *   kern_bench [SECONDS]
+ *   kern_bench [SECONDS [nogemm|gemmonly]]
  *
  * Times attention_head over all 12 heads of one sequence (L = 128 and
  * 512), GELU over a 512 x 1536 FFN activation and residual + LayerNorm
@@ -13,6 +13,12 @@
  * speed-up over the scalar reference. In-place kernels get a fresh copy of
  * their input before every call, outside the timed region, so that every
  * call sees the same data. Tests never time anything; this does.
+ *
+ * Then GEMM: C[M,N] = A[M,K] B[N,K]^T + bias for M in {1, 32, 512, 4096}
+ * and the (N, K) of BGE-small's four matrices, OpenBLAS's cblas_sgemm on
+ * one thread (the scalar table's gemm_bt) against each table's
+ * gemm_packed, in GFLOP/s (2 M N K per call) and as a share of the FMA
+ * peak of one core, measured first with a loop of independent FMAs.
  */
 #include <math.h>
 #include <stdio.h>
@@ -20,7 +26,16 @@
 #include <string.h>
 #include <time.h>
 
+#include <cblas.h>
+
 #include "kernels/kern.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define BENCH_X86 1
+#else
+#define BENCH_X86 0
+#endif
 
 #define HIDDEN 384
 #define HEADS 12
@@ -56,6 +71,7 @@ typedef struct bench_case {
     float *qkv, *ctx, *scores;
     float *x, *x0, *r, *g, *b; /* element-wise kernels: x is reset from x0 */
     size_t n;
+    void *gemm; /* a gemm_case, for run_gemm */
 } bench_case;
 
 static void run_attention(bench_case *c)
@@ -96,6 +112,116 @@ static double time_case(void (*fn)(bench_case *), bench_case *c, double secs)
     return best;
 }
 
+/* ---- GEMM ------------------------------------------------------------------ */
+
+#if BENCH_X86
+/* FLOP/s of one core: 24 independent FMA chains, 16 or 8 lanes. */
+__attribute__((target("avx512f,fma"))) static double peak_avx512(void)
+{
+    __m512 acc[24], m = _mm512_set1_ps(0.999999f), a = _mm512_set1_ps(1e-7f);
+    for (int i = 0; i < 24; i++)
+        acc[i] = _mm512_set1_ps((float)i);
+    long iters = 20000000;
+    double t0 = now_s();
+    for (long n = 0; n < iters; n++) {
+#pragma GCC unroll 24
+        for (int i = 0; i < 24; i++)
+            acc[i] = _mm512_fmadd_ps(acc[i], m, a);
+    }
+    double t = now_s() - t0;
+    float sink = 0.0f;
+    for (int i = 0; i < 24; i++)
+        sink += _mm512_reduce_add_ps(acc[i]);
+    if (sink == 12345.0f)
+        printf("!");
+    return 2.0 * 16 * 24 * (double)iters / t;
+}
+
+__attribute__((target("avx2,fma"))) static double peak_avx2(void)
+{
+    __m256 acc[12], m = _mm256_set1_ps(0.999999f), a = _mm256_set1_ps(1e-7f);
+    for (int i = 0; i < 12; i++)
+        acc[i] = _mm256_set1_ps((float)i);
+    long iters = 40000000;
+    double t0 = now_s();
+    for (long n = 0; n < iters; n++) {
+#pragma GCC unroll 12
+        for (int i = 0; i < 12; i++)
+            acc[i] = _mm256_fmadd_ps(acc[i], m, a);
+    }
+    double t = now_s() - t0;
+    float out[8], sink = 0.0f;
+    for (int i = 0; i < 12; i++) {
+        _mm256_storeu_ps(out, acc[i]);
+        sink += out[0];
+    }
+    if (sink == 12345.0f)
+        printf("!");
+    return 2.0 * 8 * 12 * (double)iters / t;
+}
+#endif
+
+typedef struct gemm_case {
+    const kern_ops *k;
+    size_t M, N, K;
+    const float *A, *B, *Bp, *bias;
+    float *C;
+} gemm_case;
+
+static void run_gemm(bench_case *bc)
+{
+    const gemm_case *g = bc->gemm;
+    if (g->k->gemm_packed)
+        g->k->gemm_packed(g->M, g->N, g->K, g->A, g->K, g->Bp, g->bias, g->C, g->N);
+    else
+        g->k->gemm_bt(g->M, g->N, g->K, g->A, g->K, g->B, g->K, g->bias, g->C, g->N);
+}
+
+static void bench_gemm(double secs, kern_isa top)
+{
+    static const size_t Ms[] = {1, 32, 512, 4096};
+    static const size_t NKs[][2] = {{1152, 384}, {384, 384}, {1536, 384}, {384, 1536}};
+    double peak = 134e9;
+#if BENCH_X86
+    if (top == KERN_AVX512)
+        peak = peak_avx512();
+    else if (top == KERN_AVX2)
+        peak = peak_avx2();
+    printf("\nmeasured FMA peak of one core (%s): %.1f GFLOP/s (nominal AVX-512: 134)\n",
+           kern_isa_name(top), peak * 1e-9);
+#endif
+    openblas_set_num_threads(1);
+    printf("%-24s %-7s %12s %12s %9s %9s\n", "gemm M x N x K", "isa", "us/call", "GFLOP/s",
+           "% peak", "vs BLAS");
+    size_t maxM = 4096, maxN = 1536, maxK = 1536;
+    float *A = alloc_rand(maxM * maxK, -1.0f, 1.0f, 11);
+    float *B = alloc_rand(maxN * maxK, -1.0f, 1.0f, 12);
+    float *bias = alloc_rand(maxN, -1.0f, 1.0f, 13);
+    float *C = alloc_rand(maxM * maxN, 0.0f, 0.0f, 14);
+    float *Bp = alloc_rand(kern_packed_floats(maxN, maxK), 0.0f, 0.0f, 15);
+    for (size_t nk = 0; nk < 4; nk++) {
+        size_t N = NKs[nk][0], K = NKs[nk][1];
+        kern_pack_b(B, N, K, Bp);
+        for (size_t mi = 0; mi < 4; mi++) {
+            double base = 0.0;
+            for (int isa = 0; isa <= (int)top; isa++) {
+                gemm_case g = {kern_select((kern_isa)isa), Ms[mi], N, K, A, B, Bp, bias, C};
+                bench_case c = {.k = g.k, .gemm = &g};
+                double t = time_case(run_gemm, &c, secs);
+                double gf = 2.0 * (double)(g.M * N * K) / t;
+                if (isa == 0)
+                    base = t;
+                char name[48];
+                snprintf(name, sizeof name, "%zu x %zu x %zu", g.M, N, K);
+                printf("%-24s %-7s %12.1f %12.2f %8.1f%% %8.2fx\n", name,
+                       isa == 0 ? "openblas" : kern_isa_name((kern_isa)isa), t * 1e6, gf * 1e-9,
+                       100.0 * gf / peak, base / t);
+            }
+        }
+    }
+    free(A), free(B), free(bias), free(C), free(Bp);
+}
+
 /* ---- main -------------------------------------------------------------------- */
 
 int main(int argc, char **argv)
@@ -113,7 +239,8 @@ int main(int argc, char **argv)
 
     printf("kern_bench: one thread, best of 5 runs of >= %.2g s; BGE-small shapes\n", secs);
     printf("%-34s %-7s %12s %16s %9s\n", "kernel", "isa", "us/call", "rate", "vs scalar");
-    for (int which = 0; which < 4; which++) {
+    int only_gemm = argc > 2 && !strcmp(argv[2], "gemmonly");
+    for (int which = 0; which < (only_gemm ? 0 : 4); which++) {
         double base = 0.0;
         for (int isa = 0; isa <= (int)top; isa++) {
             bench_case c = {.k = kern_select((kern_isa)isa), .qkv = qkv, .ctx = ctx,
@@ -145,5 +272,7 @@ int main(int argc, char **argv)
     }
     free(qkv), free(ctx), free(scores), free(act), free(hid), free(res), free(g), free(b);
     free(work);
+    if (argc <= 2 || strcmp(argv[2], "nogemm"))
+        bench_gemm(secs, top);
     return 0;
 }

@@ -4,9 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/setup-deps.sh
-scripts/setup-python.sh --fetch-only
-.venv/bin/python scripts/fetch_model.py bge-small-en-v1.5
+# Setup talks on stderr so that stdout carries only the embeddings.
+scripts/setup-deps.sh >&2
+scripts/setup-python.sh --fetch-only >&2
+.venv/bin/python scripts/fetch_model.py bge-small-en-v1.5 >&2
 make -j"$(nproc)" >/dev/null
 
 if [ $# -eq 0 ]; then

@@ -33,7 +33,39 @@ struct engine {
     float *scores;      /* (threads, max_seq_len) softmax scratch */
     size_t *offset;     /* (cap_seqs) first row of each sequence */
     size_t cap_seqs;
+    /* With a table that has gemm_packed: every layer's four weight
+     * matrices packed for it (kern_pack_b), in one 64-byte aligned block.
+     * This copy doubles the weight memory (bge-small: +85 MB) while the
+     * model keeps its unpacked weights; a later change can drop those. */
+    float *packed;
+    const float *(*packed_w)[4]; /* (layers) qkv, attn_out, ffn_in, ffn_out */
 };
+
+/* Packs each layer's weights for e->k->gemm_packed. */
+static int pack_weights(engine *e)
+{
+    const model_config *c = &e->m->cfg;
+    size_t H = c->hidden, I = c->intermediate;
+    const size_t rows[4] = {3 * H, H, I, H}, cols[4] = {H, H, H, I};
+    size_t per_layer = 0;
+    for (int i = 0; i < 4; i++)
+        per_layer += kern_packed_floats(rows[i], cols[i]);
+    e->packed_w = bg_malloc((c->layers ? c->layers : 1) * sizeof *e->packed_w);
+    e->packed = bg_malloc_aligned((c->layers ? c->layers : 1) * per_layer * sizeof(float));
+    if (!e->packed_w || !e->packed)
+        return 0;
+    float *dst = e->packed;
+    for (size_t l = 0; l < c->layers; l++) {
+        const layer_weights *L = &e->m->w.layer[l];
+        const float *src[4] = {L->qkv_w, L->attn_out_w, L->ffn_in_w, L->ffn_out_w};
+        for (int i = 0; i < 4; i++) {
+            kern_pack_b(src[i], rows[i], cols[i], dst);
+            e->packed_w[l][i] = dst;
+            dst += kern_packed_floats(rows[i], cols[i]);
+        }
+    }
+    return 1;
+}
 
 bgeicl_code engine_create(const model *m, int threads, kern_isa isa, engine **out, bg_err *err)
 {
@@ -47,6 +79,8 @@ bgeicl_code engine_create(const model *m, int threads, kern_isa isa, engine **ou
         goto nomem;
     e->scores = bg_malloc_aligned((size_t)pool_size(e->pool) * m->cfg.max_seq_len * sizeof(float));
     if (!e->scores)
+        goto nomem;
+    if (e->k->gemm_packed && !pack_weights(e))
         goto nomem;
     *out = e;
     return BGEICL_OK;
@@ -66,6 +100,8 @@ void engine_free(engine *e)
     bg_free_aligned(e->inter);
     bg_free_aligned(e->scores);
     bg_free(e->offset);
+    bg_free_aligned(e->packed);
+    bg_free(e->packed_w);
     bg_free(e);
 }
 
@@ -111,11 +147,12 @@ static bgeicl_code reserve(engine *e, size_t T, size_t n, bg_err *err)
 
 /* C = A B^T + bias over T rows, split into tiles across the pool. Large
  * batches split rows (each tile streams all of B once); a short batch
- * splits B's rows instead so that one query still uses every core. */
+ * splits B's rows instead so that one query still uses every core. With
+ * packed weights (Bp) the table's gemm_packed runs, else gemm_bt on B. */
 typedef struct gemm_job {
     const kern_ops *k;
     size_t M, N, K;
-    const float *A, *B, *bias;
+    const float *A, *B, *Bp, *bias;
     float *C;
     size_t tile, tiles_m; /* rows per tile (split M) or columns (split N) */
     int split_n;
@@ -129,14 +166,21 @@ static void gemm_task(void *arg, size_t t, int worker)
     if (!j->split_n) {
         size_t r0 = t * j->tile, rows = j->M - r0 < j->tile ? j->M - r0 : j->tile;
         float *C = j->C + r0 * j->N;
-        j->k->gemm_bt(rows, j->N, j->K, j->A + r0 * j->K, j->K, j->B, j->K, j->bias, C, j->N);
+        if (j->Bp)
+            j->k->gemm_packed(rows, j->N, j->K, j->A + r0 * j->K, j->K, j->Bp, j->bias, C, j->N);
+        else
+            j->k->gemm_bt(rows, j->N, j->K, j->A + r0 * j->K, j->K, j->B, j->K, j->bias, C,
+                          j->N);
         if (j->gelu)
             j->k->gelu(C, rows * j->N);
     } else {
         size_t c0 = t * j->tile, cols = j->N - c0 < j->tile ? j->N - c0 : j->tile;
         float *C = j->C + c0;
-        j->k->gemm_bt(j->M, cols, j->K, j->A, j->K, j->B + c0 * j->K, j->K,
-                      j->bias ? j->bias + c0 : NULL, C, j->N);
+        if (j->Bp) /* c0 is a multiple of KERN_NR */
+            j->k->gemm_packed_cols(j->M, c0, cols, j->K, j->A, j->K, j->Bp, j->bias, j->C, j->N);
+        else
+            j->k->gemm_bt(j->M, cols, j->K, j->A, j->K, j->B + c0 * j->K, j->K,
+                          j->bias ? j->bias + c0 : NULL, C, j->N);
         if (j->gelu)
             for (size_t r = 0; r < j->M; r++)
                 j->k->gelu(C + r * j->N, cols);
@@ -144,10 +188,10 @@ static void gemm_task(void *arg, size_t t, int worker)
 }
 
 static void par_gemm(engine *e, size_t M, size_t N, size_t K, const float *A, const float *B,
-                     const float *bias, float *C, int gelu)
+                     const float *Bp, const float *bias, float *C, int gelu)
 {
     size_t nt = (size_t)pool_size(e->pool);
-    gemm_job j = {e->k, M, N, K, A, B, bias, C, 0, 0, 0, gelu};
+    gemm_job j = {e->k, M, N, K, A, B, Bp, bias, C, 0, 0, 0, gelu};
     size_t tasks;
     if (M >= 16 * nt) {
         /* ~4 tiles per thread balances uneven progress without making
@@ -156,7 +200,8 @@ static void par_gemm(engine *e, size_t M, size_t N, size_t K, const float *A, co
         tasks = (M + j.tile - 1) / j.tile;
     } else {
         j.split_n = 1;
-        j.tile = ((N + nt - 1) / nt + 15) & ~(size_t)15;
+        /* Multiples of KERN_NR, as gemm_packed_cols needs. */
+        j.tile = ((N + nt - 1) / nt + KERN_NR - 1) / KERN_NR * KERN_NR;
         tasks = (N + j.tile - 1) / j.tile;
     }
     pool_run(e->pool, tasks, gemm_task, &j);
@@ -294,14 +339,17 @@ bgeicl_code engine_forward(engine *e, const int32_t *const *ids, const size_t *l
 
     for (size_t l = 0; l < c->layers; l++) {
         const layer_weights *L = &w->layer[l];
-        par_gemm(e, T, 3 * H, H, e->x, L->qkv_w, L->qkv_b, e->qkv, 0);
+        const float *P[4] = {NULL, NULL, NULL, NULL};
+        if (e->packed_w)
+            memcpy(P, e->packed_w[l], sizeof P);
+        par_gemm(e, T, 3 * H, H, e->x, L->qkv_w, P[0], L->qkv_b, e->qkv, 0);
         attn_job aj = {e, lens};
         pool_run(e->pool, n * c->heads, attn_task, &aj);
         /* ctx Wo^T + bo lands in qkv's first T*H floats, free by now. */
-        par_gemm(e, T, H, H, e->ctx, L->attn_out_w, L->attn_out_b, e->qkv, 0);
+        par_gemm(e, T, H, H, e->ctx, L->attn_out_w, P[1], L->attn_out_b, e->qkv, 0);
         par_add_layernorm(e, T, e->qkv, L->ln1_g, L->ln1_b);
-        par_gemm(e, T, I, H, e->x, L->ffn_in_w, L->ffn_in_b, e->inter, 1);
-        par_gemm(e, T, H, I, e->inter, L->ffn_out_w, L->ffn_out_b, e->ctx, 0);
+        par_gemm(e, T, I, H, e->x, L->ffn_in_w, P[2], L->ffn_in_b, e->inter, 1);
+        par_gemm(e, T, H, I, e->inter, L->ffn_out_w, P[3], L->ffn_out_b, e->ctx, 0);
         par_add_layernorm(e, T, e->ctx, L->ln2_g, L->ln2_b);
     }
     pool_and_normalize(e, lens, n, out);

@@ -8,8 +8,9 @@
  * The scalar table is the reference: GEMM through OpenBLAS, the rest in
  * portable C (kern_ref.c); every other table is tested against it. The
  * AVX2+FMA (kern_avx2.c) and AVX-512 (kern_avx512.c) tables replace
- * attention, GELU and LayerNorm with intrinsics and still share the
- * reference GEMM, which OpenBLAS already runs with the CPU's widest ISA.
+ * attention, GELU and LayerNorm with intrinsics, and add a GEMM on weights
+ * packed once (kern_gemm.c): OpenBLAS builds that do not recognise the CPU
+ * fall back to SSE3 kernels at a tenth of the AVX-512 peak.
  */
 #ifndef KERN_H
 #define KERN_H
@@ -28,6 +29,18 @@ typedef struct kern_ops {
     void (*gemm_bt)(size_t M, size_t N, size_t K, const float *A, size_t lda,
                     const float *B, size_t ldb, const float *bias, float *C, size_t ldc);
 
+    /* The packed-weight GEMM; NULL in the scalar table (use gemm_bt).
+     * C[M,N] = A[M,K] * B[N,K]^T + bias[N] (bias may be NULL), where Bp is
+     * kern_pack_b(B, N, K). Single-threaded. */
+    void (*gemm_packed)(size_t M, size_t N, size_t K, const float *A, size_t lda,
+                        const float *Bp, const float *bias, float *C, size_t ldc);
+    /* The same for columns [n0, n0 + cols) only, n0 a multiple of KERN_NR:
+     * Bp, bias and C are those of the whole product (C's column n0 is
+     * C[n0]), so threads can split N. */
+    void (*gemm_packed_cols)(size_t M, size_t n0, size_t cols, size_t K, const float *A,
+                             size_t lda, const float *Bp, const float *bias, float *C,
+                             size_t ldc);
+
     /* x[i] = gelu(x[i]) with the exact erf form, for n elements. */
     void (*gelu)(float *x, size_t n);
 
@@ -44,6 +57,14 @@ typedef struct kern_ops {
     void (*attention_head)(size_t L, size_t d, const float *q, const float *k, const float *v,
                            size_t ld, float *out, size_t ldo, float scale, float *scores);
 } kern_ops;
+
+/* Packed B for gemm_packed: panels of KERN_NR rows of B (output columns);
+ * panel p holds rows p*NR .. p*NR+NR-1 k-major, [K][NR] floats, rows past
+ * N zero. kern_packed_floats() is its size in floats, a multiple of NR, so
+ * matrices packed back to back in a 64-byte aligned block stay aligned. */
+#define KERN_NR 16
+size_t kern_packed_floats(size_t N, size_t K);
+void kern_pack_b(const float *B, size_t N, size_t K, float *dst);
 
 /* Detects the CPU's ISA. BGEICL_ISA=scalar|avx2|avx512 caps the choice
  * (for tests of every path); a request above what the CPU has is lowered. */

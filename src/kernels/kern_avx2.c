@@ -1,6 +1,7 @@
 /*
  * kern_avx2.c - the AVX2+FMA kernel table: attention, GELU and LayerNorm
- * with 8-wide intrinsics; GEMM stays the reference (OpenBLAS).
+ * with 8-wide intrinsics; the packed GEMM is in kern_gemm.c, gemm_bt stays
+ * the reference (OpenBLAS).
  *
  * Only these functions carry the avx2/fma target (per function, never the
  * whole build), so the library still runs on any x86-64; kern_select()
@@ -393,8 +394,13 @@ AVX2_FN void kern_avx2_erf_n(const float *x, float *y, size_t n)
     }
 }
 
-const kern_ops kern_avx2_ops = {KERN_AVX2,          "avx2",
-                                kern_ref_gemm_bt,   avx2_gelu,
-                                avx2_add_layernorm, avx2_attention_head};
+const kern_ops kern_avx2_ops = {.isa = KERN_AVX2,
+                                .name = "avx2",
+                                .gemm_bt = kern_ref_gemm_bt,
+                                .gemm_packed = kern_avx2_gemm_packed,
+                                .gemm_packed_cols = kern_avx2_gemm_packed_cols,
+                                .gelu = avx2_gelu,
+                                .add_layernorm = avx2_add_layernorm,
+                                .attention_head = avx2_attention_head};
 
 #endif

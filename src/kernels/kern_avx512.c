@@ -1,6 +1,7 @@
 /*
  * kern_avx512.c - the AVX-512 kernel table: attention, GELU and LayerNorm
- * with 16-wide intrinsics; GEMM stays the reference (OpenBLAS).
+ * with 16-wide intrinsics; the packed GEMM is in kern_gemm.c, gemm_bt
+ * stays the reference (OpenBLAS).
  *
  * The structure and the numerics are those of kern_avx2.c (read that file
  * first); what differs is the width, mask registers for every tail, and
@@ -406,7 +407,13 @@ Z_FN void kern_avx512_erf_n(const float *x, float *y, size_t n)
     }
 }
 
-const kern_ops kern_avx512_ops = {KERN_AVX512,     "avx512",        kern_ref_gemm_bt,
-                                  z_gelu,          z_add_layernorm, z_attention_head};
+const kern_ops kern_avx512_ops = {.isa = KERN_AVX512,
+                                  .name = "avx512",
+                                  .gemm_bt = kern_ref_gemm_bt,
+                                  .gemm_packed = kern_avx512_gemm_packed,
+                                  .gemm_packed_cols = kern_avx512_gemm_packed_cols,
+                                  .gelu = z_gelu,
+                                  .add_layernorm = z_add_layernorm,
+                                  .attention_head = z_attention_head};
 
 #endif

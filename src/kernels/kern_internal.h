@@ -36,6 +36,18 @@ extern const kern_ops kern_avx512_ops; /* kern_avx512.c */
 
 /* y[i] = exp(x[i]) and y[i] = erf(x[i]) with the vector code the kernels
  * use, for the accuracy tests. Call only where the ISA is supported. */
+/* The packed GEMMs of the two tables (kern_gemm.c). */
+void kern_avx2_gemm_packed(size_t M, size_t N, size_t K, const float *A, size_t lda,
+                           const float *Bp, const float *bias, float *C, size_t ldc);
+void kern_avx2_gemm_packed_cols(size_t M, size_t n0, size_t cols, size_t K, const float *A,
+                                size_t lda, const float *Bp, const float *bias, float *C,
+                                size_t ldc);
+void kern_avx512_gemm_packed(size_t M, size_t N, size_t K, const float *A, size_t lda,
+                             const float *Bp, const float *bias, float *C, size_t ldc);
+void kern_avx512_gemm_packed_cols(size_t M, size_t n0, size_t cols, size_t K, const float *A,
+                                  size_t lda, const float *Bp, const float *bias, float *C,
+                                  size_t ldc);
+
 void kern_avx2_exp_n(const float *x, float *y, size_t n);
 void kern_avx2_erf_n(const float *x, float *y, size_t n);
 void kern_avx512_exp_n(const float *x, float *y, size_t n);

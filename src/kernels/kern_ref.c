@@ -98,8 +98,13 @@ void kern_ref_attention_head(size_t L, size_t d, const float *q, const float *k,
 
 /* ---- detection and selection ------------------------------------------------ */
 
-static const kern_ops ref_ops = {KERN_SCALAR, "scalar", kern_ref_gemm_bt, kern_ref_gelu,
-                                 kern_ref_add_layernorm, kern_ref_attention_head};
+/* gemm_packed stays NULL: the reference multiplies through OpenBLAS. */
+static const kern_ops ref_ops = {.isa = KERN_SCALAR,
+                                 .name = "scalar",
+                                 .gemm_bt = kern_ref_gemm_bt,
+                                 .gelu = kern_ref_gelu,
+                                 .add_layernorm = kern_ref_add_layernorm,
+                                 .attention_head = kern_ref_attention_head};
 
 #if KERN_X86
 static const kern_ops *const tables[] = {&ref_ops, &kern_avx2_ops, &kern_avx512_ops};

@@ -13,6 +13,8 @@
  *   erf         |got - erff| <= 1e-7 absolute over every float tested.
  *   exp         within 1 ulp of expf on [-104, 89] (softmax needs x <= 0).
  *   layernorm   |got - ref| <= 1e-5 * max(1, |ref|).
+ *   gemm_packed |got - exact| <= 1e-5 * (sum_k |a||b| + |bias|) per
+ *               element, against a double evaluation.
  * The largest error seen per kernel and ISA is printed at the end.
  */
 #include <float.h>
@@ -28,12 +30,13 @@
 #define TOL_ERF 1e-7
 #define TOL_EXP_ULP 1
 #define TOL_LN 1e-5
+#define TOL_GEMM 1e-5
 
 static kern_isa hw_isa; /* the CPU's best, without the BGEICL_ISA cap */
 
 /* Largest errors seen, per ISA, for the summary. */
 static double worst_attn[3], worst_attn_exact[3], worst_gelu[3], worst_gelu_exact[3];
-static double worst_ln[3], worst_erf[3], worst_exp_ulp[3];
+static double worst_ln[3], worst_erf[3], worst_exp_ulp[3], worst_gemm[3];
 
 /* ---- helpers ------------------------------------------------------------- */
 
@@ -121,8 +124,11 @@ TEST(tables)
         const kern_ops *k = table(i);
         CHECK_EQ_INT(k->isa, i);
         CHECK(!strcmp(k->name, kern_isa_name((kern_isa)i)));
-        CHECK(k->gemm_bt == kern_ref_gemm_bt); /* OpenBLAS everywhere, for now */
+        CHECK(k->gemm_bt == kern_ref_gemm_bt); /* the OpenBLAS reference */
         CHECK(k->gelu && k->add_layernorm && k->attention_head);
+        /* Packed GEMM in every vector table, never in the reference. */
+        CHECK((k->gemm_packed != NULL) == (i != KERN_SCALAR));
+        CHECK((k->gemm_packed_cols != NULL) == (i != KERN_SCALAR));
     }
     CHECK(table(KERN_SCALAR)->gelu == kern_ref_gelu);
     CHECK(table(KERN_SCALAR)->attention_head == kern_ref_attention_head);
@@ -533,6 +539,168 @@ TEST(layernorm_constant_row)
     }
 }
 
+/* ---- packed GEMM -------------------------------------------------------------------------- */
+
+TEST(pack_layout)
+{
+    static const size_t Ns[] = {1, 15, 16, 17, 33}, Ks[] = {1, 7, 384};
+    for (size_t ni = 0; ni < 5; ni++)
+        for (size_t ki = 0; ki < 3; ki++) {
+            size_t N = Ns[ni], K = Ks[ki], P = (N + 15) / 16;
+            CHECK_EQ_INT(kern_packed_floats(N, K), P * 16 * K);
+            float *B = alloc_f(N * K), *Bp = alloc_f(P * 16 * K);
+            fill(B, N * K, -1.0f, 1.0f);
+            kern_pack_b(B, N, K, Bp);
+            int ok = 1;
+            for (size_t n = 0; n < P * 16; n++)
+                for (size_t k = 0; k < K; k++) {
+                    float want = n < N ? B[n * K + k] : 0.0f;
+                    ok &= Bp[(n / 16) * K * 16 + k * 16 + n % 16] == want;
+                }
+            CHECK(ok);
+            free(B), free(Bp);
+        }
+}
+
+/* C = A B^T + bias in double, and the error scale sum_k |a||b| + |bias|. */
+static void gemm_exact(size_t M, size_t N, size_t K, const float *A, const float *B,
+                       const float *bias, double *C, double *scale)
+{
+    for (size_t i = 0; i < M; i++)
+        for (size_t j = 0; j < N; j++) {
+            double s = bias ? bias[j] : 0.0, a = bias ? fabs(bias[j]) : 0.0;
+            for (size_t k = 0; k < K; k++) {
+                s += (double)A[i * K + k] * B[j * K + k];
+                a += fabs((double)A[i * K + k] * B[j * K + k]);
+            }
+            C[i * N + j] = s;
+            scale[i * N + j] = a;
+        }
+}
+
+/* Largest |got - exact| / scale over columns [c0, c1) of rows; -1 if a
+ * sentinel outside those columns (or in the row padding) was touched. */
+static double gemm_err(size_t M, size_t N, size_t ldc, const float *C, const double *ex,
+                       const double *scale, size_t c0, size_t c1, float sentinel)
+{
+    double worst = 0.0;
+    for (size_t i = 0; i < M; i++)
+        for (size_t j = 0; j < ldc; j++) {
+            float g = C[i * ldc + j];
+            if (j < c0 || j >= c1) {
+                if (memcmp(&g, &sentinel, sizeof g))
+                    return -1.0;
+                continue;
+            }
+            double e = fabs((double)g - ex[i * N + j]) / max2(scale[i * N + j], 1e-30);
+            if (!(e <= worst))
+                worst = isnan(e) ? INFINITY : e;
+        }
+    return worst;
+}
+
+TEST(gemm_packed_random)
+{
+    static const size_t Ms[] = {1, 2, 7, 13, 64, 100, 515};
+    static const size_t Ns[] = {1, 15, 16, 17, 33, 384, 1152};
+    static const size_t Ks[] = {1, 7, 384, 1536};
+    const float sentinel = -12345.5f;
+    size_t cases = 0;
+    for (size_t ki = 0; ki < 4; ki++)
+        for (size_t ni = 0; ni < 7; ni++)
+            for (size_t mi = 0; mi < 7; mi++) {
+                size_t M = Ms[mi], N = Ns[ni], K = Ks[ki];
+                /* Keep the double reference affordable: the largest
+                 * shapes only with the smaller partners. */
+                if (M * N * K > (size_t)100 * 1152 * 384)
+                    continue;
+                size_t ldc = N + 3; /* catches writes past column N */
+                float *A = alloc_f(M * K), *B = alloc_f(N * K), *bias = alloc_f(N);
+                float *Bp = alloc_f(kern_packed_floats(N, K)), *C = alloc_f(M * ldc);
+                double *ex = malloc(M * N * sizeof *ex), *sc = malloc(M * N * sizeof *sc);
+                double *ex0 = malloc(M * N * sizeof *ex0), *sc0 = malloc(M * N * sizeof *sc0);
+                fill(A, M * K, -1.0f, 1.0f);
+                fill(B, N * K, -0.5f, 0.5f);
+                fill(bias, N, -2.0f, 2.0f);
+                kern_pack_b(B, N, K, Bp);
+                gemm_exact(M, N, K, A, B, bias, ex, sc);
+                gemm_exact(M, N, K, A, B, NULL, ex0, sc0);
+                for (int isa = 1; isa < isa_count(); isa++) {
+                    const kern_ops *k = table(isa);
+                    for (int with_bias = 0; with_bias < 2; with_bias++) {
+                        for (size_t i = 0; i < M * ldc; i++)
+                            C[i] = sentinel;
+                        k->gemm_packed(M, N, K, A, K, Bp, with_bias ? bias : NULL, C, ldc);
+                        double e = gemm_err(M, N, ldc, C, with_bias ? ex : ex0,
+                                            with_bias ? sc : sc0, 0, N, sentinel);
+                        CHECK(e >= 0.0); /* nothing outside C written */
+                        check_tol(e, TOL_GEMM, with_bias ? "gemm_packed+bias" : "gemm_packed",
+                                  kern_isa_name(isa), M, N * 10000 + K);
+                        worst_gemm[isa] = max2(worst_gemm[isa], e);
+                        cases++;
+                    }
+                    /* Column ranges: each 16-aligned start with a few widths,
+                     * into a fresh C, so that only [n0, n0 + cols) changes. */
+                    for (size_t n0 = 0; n0 < N; n0 += 16) {
+                        size_t widths[3] = {1, 16, N - n0};
+                        for (int w = 0; w < 3; w++) {
+                            size_t cols = widths[w] < N - n0 ? widths[w] : N - n0;
+                            for (size_t i = 0; i < M * ldc; i++)
+                                C[i] = sentinel;
+                            k->gemm_packed_cols(M, n0, cols, K, A, K, Bp, bias, C, ldc);
+                            double e = gemm_err(M, N, ldc, C, ex, sc, n0, n0 + cols, sentinel);
+                            CHECK(e >= 0.0);
+                            check_tol(e, TOL_GEMM, "gemm_packed_cols", kern_isa_name(isa), M,
+                                      n0 * 10000 + cols);
+                            worst_gemm[isa] = max2(worst_gemm[isa], e);
+                            cases++;
+                        }
+                        if (N > 64)
+                            n0 += 48; /* wide N: every fourth panel is enough */
+                    }
+                }
+                free(A), free(B), free(bias), free(Bp), free(C), free(ex), free(sc), free(ex0),
+                    free(sc0);
+            }
+    printf("kernels: gemm_packed checked in %zu calls\n", cases);
+}
+
+/* A row stride lda > K and ldc > N, and K = 0 (C = bias). */
+TEST(gemm_packed_strides)
+{
+    size_t M = 29, N = 40, K = 300, lda = 311, ldc = 57;
+    float *A = alloc_f(M * lda), *Ad = alloc_f(M * K), *B = alloc_f(N * K), *bias = alloc_f(N);
+    float *Bp = alloc_f(kern_packed_floats(N, K)), *C = alloc_f(M * ldc);
+    double *ex = malloc(M * N * sizeof *ex), *sc = malloc(M * N * sizeof *sc);
+    fill(A, M * lda, -1.0f, 1.0f);
+    for (size_t i = 0; i < M; i++)
+        memcpy(Ad + i * K, A + i * lda, K * sizeof(float));
+    fill(B, N * K, -1.0f, 1.0f);
+    fill(bias, N, -1.0f, 1.0f);
+    kern_pack_b(B, N, K, Bp);
+    gemm_exact(M, N, K, Ad, B, bias, ex, sc);
+    for (int isa = 1; isa < isa_count(); isa++) {
+        const kern_ops *k = table(isa);
+        for (size_t i = 0; i < M * ldc; i++)
+            C[i] = -1.0f;
+        k->gemm_packed(M, N, K, A, lda, Bp, bias, C, ldc);
+        double e = gemm_err(M, N, ldc, C, ex, sc, 0, N, -1.0f);
+        CHECK(e >= 0.0);
+        check_tol(e, TOL_GEMM, "gemm_packed strided", kern_isa_name(isa), M, N);
+        /* K = 0: C = bias, or 0 without one. */
+        k->gemm_packed(M, N, 0, A, lda, Bp, bias, C, ldc);
+        int ok = 1;
+        for (size_t i = 0; i < M; i++)
+            for (size_t j = 0; j < N; j++)
+                ok &= C[i * ldc + j] == bias[j];
+        k->gemm_packed(3, N, 0, A, lda, Bp, NULL, C, ldc);
+        for (size_t j = 0; j < N; j++)
+            ok &= C[j] == 0.0f;
+        CHECK(ok);
+    }
+    free(A), free(Ad), free(B), free(bias), free(Bp), free(C), free(ex), free(sc);
+}
+
 /* ---- main ----------------------------------------------------------------------------- */
 
 static void print_worst(void)
@@ -543,7 +711,8 @@ static void print_worst(void)
                kern_isa_name(isa), worst_attn[isa], worst_attn_exact[isa], worst_gelu[isa],
                worst_gelu_exact[isa], worst_ln[isa]);
         if (isa != KERN_SCALAR)
-            printf(", erf %.2g, exp %.0f ulp", worst_erf[isa], worst_exp_ulp[isa]);
+            printf(", erf %.2g, exp %.0f ulp, gemm_packed %.2g", worst_erf[isa],
+                   worst_exp_ulp[isa], worst_gemm[isa]);
         printf("\n");
     }
 }
@@ -570,6 +739,9 @@ int main(void)
 #endif
     RUN(layernorm_random);
     RUN(layernorm_constant_row);
+    RUN(pack_layout);
+    RUN(gemm_packed_random);
+    RUN(gemm_packed_strides);
     print_worst();
     return harness_summary("kernels");
 }
