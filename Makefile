@@ -28,7 +28,7 @@ LDFLAGS := -pthread $(SANFLAGS) $(EXTRA_LDFLAGS)
 LIBS := $(PKG_LIBS) -lm
 
 LIB_SRC := $(wildcard src/util/*.c src/tokenizer/*.c src/model/*.c src/kernels/*.c \
-                      src/engine/*.c src/api/*.c)
+                      src/engine/*.c src/api/*.c src/server/*.c)
 CLI_SRC := $(wildcard src/cli/*.c)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 BENCH_SRC := $(wildcard bench/*.c)

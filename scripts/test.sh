@@ -18,7 +18,7 @@ echo "== unit tests under ASan+UBSan"
 BGEICL_REQUIRE_MODELS=1 ASAN_OPTIONS=detect_leaks=1 make SAN=1 unit
 
 echo "== integration tests"
-.venv/bin/python -m pytest tests/py -q -p no:cacheprovider
+.venv/bin/python -m pytest tests/py -q -rP -p no:cacheprovider
 
 echo "== integration tests under ASan+UBSan (smaller corpus)"
 ASAN_OPTIONS=detect_leaks=1 BGEICL_BIN=build/san/bgeicl BGEICL_PARITY_LIMIT=150 \
