@@ -154,7 +154,7 @@ typedef struct gemm_job {
     size_t M, N, K;
     const float *A, *B, *Bp, *bias;
     float *C;
-    size_t tile, tiles_m; /* rows per tile (split M) or columns (split N) */
+    size_t tile;          /* rows per tile (split M) or columns (split N) */
     int split_n;
     int gelu;             /* apply GELU to each finished tile */
 } gemm_job;
@@ -191,7 +191,7 @@ static void par_gemm(engine *e, size_t M, size_t N, size_t K, const float *A, co
                      const float *Bp, const float *bias, float *C, int gelu)
 {
     size_t nt = (size_t)pool_size(e->pool);
-    gemm_job j = {e->k, M, N, K, A, B, Bp, bias, C, 0, 0, 0, gelu};
+    gemm_job j = {e->k, M, N, K, A, B, Bp, bias, C, 0, 0, gelu};
     size_t tasks;
     if (M >= 16 * nt) {
         /* ~4 tiles per thread balances uneven progress without making
