@@ -62,8 +62,8 @@ def test_documents_match_sentence_transformers(bin_path, texts, name):
     assert ours.shape == ref.shape
     cos = cosines(ours, ref)
     worst = int(np.argmin(cos))
-    print(f"\n{name}: {len(texts)} texts ({n_long} truncated), min cosine {cos.min():.9f}, "
-          f"mean {cos.mean():.9f}")
+    print(f"\n{name}: {len(texts)} texts ({n_long} truncated), min cosine {cos.min():.9f} "
+          f"(1 - min = {1 - cos.min():.2e}), mean {cos.mean():.9f}")
     assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
     assert cos.min() >= MIN_COSINE, f"text {worst} ({texts[worst][:80]!r}): cosine {cos[worst]}"
     if not os.environ.get("BGEICL_PARITY_LIMIT"):
@@ -76,5 +76,6 @@ def test_query_instruction_matches(bin_path, texts):
     ref, _ = reference(BGE, sample, prefix=instr)
     ours = run_embed(bin_path, model_dir(BGE), sample, query=True)
     cos = cosines(ours, ref)
-    print(f"\n{BGE} queries: {len(sample)} texts, min cosine {cos.min():.9f}")
+    print(f"\n{BGE} queries: {len(sample)} texts, min cosine {cos.min():.9f} "
+          f"(1 - min = {1 - cos.min():.2e})")
     assert cos.min() >= MIN_COSINE
