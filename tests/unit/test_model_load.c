@@ -369,20 +369,26 @@ static void check_tiny_model(const model *m)
  * its model.safetensors with Python (json header + numpy.frombuffer,
  * dtype '<f4'). Index = row-major flat index into the tensor.
  */
-TEST(test_bge_small_real)
+/* Loads a real model folder, or returns NULL (skipped or failed). */
+static model *load_real(const char *dir)
 {
-    const char *dir = harness_model_dir();
     if (!harness_have_model(dir))
-        return;
+        return NULL;
     model *m = NULL;
     bg_err err;
     bg_err_clear(&err);
     int rc = model_load(dir, &m, &err);
     CHECK_EQ_INT(rc, BGEICL_OK);
-    if (rc != BGEICL_OK) {
+    if (rc != BGEICL_OK)
         fprintf(stderr, "%s\n", err.message);
+    return m;
+}
+
+TEST(test_bge_small_real)
+{
+    model *m = load_real(harness_model_dir());
+    if (!m)
         return;
-    }
     const model_config *c = &m->cfg;
     CHECK_EQ_INT(c->hidden, 384);
     CHECK_EQ_INT(c->layers, 12);
@@ -413,18 +419,9 @@ TEST(test_bge_small_real)
 
 TEST(test_minilm_real)
 {
-    const char *dir = harness_minilm_dir();
-    if (!harness_have_model(dir))
+    model *m = load_real(harness_minilm_dir());
+    if (!m)
         return;
-    model *m = NULL;
-    bg_err err;
-    bg_err_clear(&err);
-    int rc = model_load(dir, &m, &err);
-    CHECK_EQ_INT(rc, BGEICL_OK);
-    if (rc != BGEICL_OK) {
-        fprintf(stderr, "%s\n", err.message);
-        return;
-    }
     const model_config *c = &m->cfg;
     CHECK_EQ_INT(c->hidden, 384);
     CHECK_EQ_INT(c->layers, 6);
