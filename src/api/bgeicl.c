@@ -126,21 +126,35 @@ static size_t text_len(const char *text, size_t len)
     return len == (size_t)-1 ? strlen(text) : len;
 }
 
+#define NO_INDEX ((size_t)-1)
+
+/* Tokenizes with the model's length cap. With BGEICL_NO_TRUNCATE, a text
+ * that had to be cut fails as TOO_LONG instead; the message names input
+ * `index` unless it is NO_INDEX. Shared by bgeicl_tokenize and bgeicl_embed. */
+static bgeicl_code encode_capped(const bgeicl_model *bm, const char *text, size_t len,
+                                 int add_special, unsigned flags, tok_encoding *enc,
+                                 size_t index, bg_err *err)
+{
+    int truncated = 0;
+    size_t max = bm->m->cfg.max_seq_len;
+    bgeicl_code rc = tok_encode(bm->tok, text, len, add_special, max, enc, &truncated, err);
+    if (rc != BGEICL_OK || !truncated || !(flags & BGEICL_NO_TRUNCATE))
+        return rc;
+    if (index == NO_INDEX)
+        return bg_fail(err, BGEICL_ERR_TOO_LONG,
+                       "input is longer than the model's maximum of %zu tokens", max);
+    return bg_fail(err, BGEICL_ERR_TOO_LONG,
+                   "input %zu is longer than the model's maximum of %zu tokens", index, max);
+}
+
 bgeicl_code bgeicl_tokenize(const bgeicl_model *bm, const char *text, size_t len,
                             unsigned flags, bgeicl_tokens *out, bgeicl_error *err)
 {
     bg_err_clear(err);
     if (!bm || !text || !out)
         return bg_fail(err, BGEICL_ERR_ARG, "bgeicl_tokenize: NULL argument");
-    len = text_len(text, len);
-    int truncated = 0;
-    size_t max = bm->m->cfg.max_seq_len;
-    bgeicl_code rc = tok_encode(bm->tok, text, len, !(flags & BGEICL_NO_SPECIAL), max, out,
-                                &truncated, err);
-    if (rc == BGEICL_OK && truncated && (flags & BGEICL_NO_TRUNCATE))
-        return bg_fail(err, BGEICL_ERR_TOO_LONG,
-                       "input is longer than the model's maximum of %zu tokens", max);
-    return rc;
+    return encode_capped(bm, text, text_len(text, len), !(flags & BGEICL_NO_SPECIAL), flags, out,
+                         NO_INDEX, err);
 }
 
 void bgeicl_tokens_free(bgeicl_tokens *t) { tok_encoding_free(t); }
@@ -192,13 +206,8 @@ static bgeicl_code encode_one(bgeicl_model *bm, const char *text, size_t len, un
         text = joined;
         len += il;
     }
-    int truncated = 0;
-    size_t max = bm->m->cfg.max_seq_len;
-    bgeicl_code rc = tok_encode(bm->tok, text, len, 1, max, enc, &truncated, err);
+    bgeicl_code rc = encode_capped(bm, text, len, 1, flags, enc, i, err);
     bg_free(joined);
-    if (rc == BGEICL_OK && truncated && (flags & BGEICL_NO_TRUNCATE))
-        rc = bg_fail(err, BGEICL_ERR_TOO_LONG,
-                     "input %zu is longer than the model's maximum of %zu tokens", i, max);
     return rc;
 }
 
