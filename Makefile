@@ -19,21 +19,28 @@ endif
 PREFIX ?= /usr/local
 CC ?= cc
 PKGS := libutf8proc libcjson openblas
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
+SERVER_PKGS := libmicrohttpd zlib
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) $(SERVER_PKGS))
 PKG_LIBS := $(shell pkg-config --libs $(PKGS))
+SERVER_LIBS := $(shell pkg-config --libs $(SERVER_PKGS))
 
 CFLAGS := -std=c11 $(OPT) -Wall -Wextra -Werror -fPIC -pthread -D_GNU_SOURCE \
           -Iinclude -Isrc $(PKG_CFLAGS) $(SANFLAGS) $(EXTRA_CFLAGS)
 LDFLAGS := -pthread $(SANFLAGS) $(EXTRA_LDFLAGS)
 LIBS := $(PKG_LIBS) -lm
 
+# libbgeicl is the engine and its public API. The server is linked into the
+# bgeicl binary (and the unit tests) from an internal archive, so that users
+# of the library do not pull in libmicrohttpd and zlib.
 LIB_SRC := $(wildcard src/util/*.c src/tokenizer/*.c src/model/*.c src/kernels/*.c \
-                      src/engine/*.c src/api/*.c src/server/*.c)
+                      src/engine/*.c src/api/*.c)
+SERVER_SRC := $(wildcard src/server/*.c)
 CLI_SRC := $(wildcard src/cli/*.c)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 BENCH_SRC := $(wildcard bench/*.c)
 
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
@@ -52,12 +59,18 @@ $(BUILD)/libbgeicl.a: $(LIB_OBJ)
 $(BUILD)/libbgeicl.so: $(LIB_OBJ)
 	$(CC) -shared $(LDFLAGS) -o $@ $^ $(LIBS)
 
-$(BUILD)/bgeicl: $(CLI_OBJ) $(BUILD)/libbgeicl.a
-	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libbgeicl.a $(LIBS)
-
-$(BUILD)/tests/%: tests/unit/%.c tests/unit/harness.h $(BUILD)/libbgeicl.a
+$(BUILD)/libbgeicl_server.a: $(SERVER_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libbgeicl.a $(LDFLAGS) $(LIBS)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/bgeicl: $(CLI_OBJ) $(BUILD)/libbgeicl_server.a $(BUILD)/libbgeicl.a
+	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libbgeicl_server.a $(BUILD)/libbgeicl.a \
+	    $(SERVER_LIBS) $(LIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/harness.h $(BUILD)/libbgeicl_server.a $(BUILD)/libbgeicl.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libbgeicl_server.a $(BUILD)/libbgeicl.a $(LDFLAGS) \
+	    $(SERVER_LIBS) $(LIBS)
 
 $(BUILD)/bench/%: bench/%.c $(BUILD)/libbgeicl.a
 	@mkdir -p $(dir $@)
@@ -81,4 +94,4 @@ install: all
 clean:
 	rm -rf build
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(SERVER_OBJ:.o=.d) $(CLI_OBJ:.o=.d)

@@ -128,7 +128,9 @@ typedef struct bgeicl_tokens {
 enum {
     BGEICL_NO_SPECIAL = 1u << 0,  /* tokenize only: leave out [CLS] and [SEP] */
     BGEICL_NO_TRUNCATE = 1u << 1, /* fail with BGEICL_ERR_TOO_LONG instead of cutting */
-    BGEICL_QUERY = 1u << 2        /* embed only: prepend the model's query instruction */
+    BGEICL_QUERY = 1u << 2,       /* prepend the model's query instruction (offsets then
+                                     point into the instruction + text) */
+    BGEICL_NO_NORMALIZE = 1u << 3 /* embed only: the pooled vectors, not L2-normalised */
 };
 
 /* Tokenizes `len` bytes of `text` (len == (size_t)-1: NUL-terminated) into

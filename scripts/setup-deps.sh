@@ -6,12 +6,14 @@
 set -euo pipefail
 
 pkgs=(build-essential pkg-config libopenblas-dev libutf8proc-dev libcjson-dev
+      libmicrohttpd-dev zlib1g-dev
       python3 python3-venv python3-pip ca-certificates curl)
 if [ "${1:-}" = "--test" ]; then
     # python3-torch is Debian's CPU build: the reference sentence-transformers
     # runs on it without the multi-GB CUDA wheels that PyPI's torch pulls in.
-    # prometheus provides promtool, which checks deploy/prometheus/.
-    pkgs+=(python3-torch prometheus)
+    # prometheus provides promtool, which checks deploy/prometheus/, and the
+    # server that the scrape test runs; wrk drives the server's load test.
+    pkgs+=(python3-torch prometheus wrk)
 fi
 
 missing=()

@@ -147,14 +147,36 @@ static bgeicl_code encode_capped(const bgeicl_model *bm, const char *text, size_
                    "input %zu is longer than the model's maximum of %zu tokens", index, max);
 }
 
+/* Tokenizes text i, with the query instruction in front when asked. */
+static bgeicl_code encode_one(const bgeicl_model *bm, const char *text, size_t len,
+                              int add_special, unsigned flags, size_t i, tok_encoding *enc,
+                              bg_err *err)
+{
+    const char *instr = bm->m->cfg.query_instruction;
+    char *joined = NULL;
+    if ((flags & BGEICL_QUERY) && instr[0]) {
+        size_t il = strlen(instr);
+        joined = bg_malloc(il + len + 1);
+        if (!joined)
+            return bg_fail(err, BGEICL_ERR_NOMEM, "out of memory for the query instruction");
+        memcpy(joined, instr, il);
+        memcpy(joined + il, text, len);
+        text = joined;
+        len += il;
+    }
+    bgeicl_code rc = encode_capped(bm, text, len, add_special, flags, enc, i, err);
+    bg_free(joined);
+    return rc;
+}
+
 bgeicl_code bgeicl_tokenize(const bgeicl_model *bm, const char *text, size_t len,
                             unsigned flags, bgeicl_tokens *out, bgeicl_error *err)
 {
     bg_err_clear(err);
     if (!bm || !text || !out)
         return bg_fail(err, BGEICL_ERR_ARG, "bgeicl_tokenize: NULL argument");
-    return encode_capped(bm, text, text_len(text, len), !(flags & BGEICL_NO_SPECIAL), flags, out,
-                         NO_INDEX, err);
+    return encode_one(bm, text, text_len(text, len), !(flags & BGEICL_NO_SPECIAL), flags, NO_INDEX,
+                      out, err);
 }
 
 void bgeicl_tokens_free(bgeicl_tokens *t) { tok_encoding_free(t); }
@@ -164,7 +186,7 @@ void bgeicl_tokens_free(bgeicl_tokens *t) { tok_encoding_free(t); }
 /* Runs the engine over sequences [0, n) in slices of at most
  * max_batch_tokens tokens, writing rows of out in order. */
 static bgeicl_code forward_all(bgeicl_model *bm, const int32_t *const *ids, const size_t *lens,
-                               size_t n, float *out, bg_err *err)
+                               size_t n, unsigned flags, float *out, bg_err *err)
 {
     size_t H = bm->m->cfg.hidden, s = 0;
     bgeicl_code rc = BGEICL_OK;
@@ -173,7 +195,8 @@ static bgeicl_code forward_all(bgeicl_model *bm, const int32_t *const *ids, cons
         size_t e = s, tokens = 0;
         while (e < n && (e == s || tokens + lens[e] <= bm->max_batch_tokens))
             tokens += lens[e++];
-        rc = engine_forward(bm->eng, ids + s, lens + s, e - s, out + s * H, err);
+        rc = engine_forward(bm->eng, ids + s, lens + s, e - s, !(flags & BGEICL_NO_NORMALIZE),
+                            out + s * H, err);
         s = e;
     }
     pthread_mutex_unlock(&bm->lock);
@@ -188,27 +211,6 @@ static bgeicl_code check_embed_args(bgeicl_model *bm, const void *texts, size_t 
     if (n == 0)
         return bg_fail(err, BGEICL_ERR_ARG, "bgeicl_embed: no inputs");
     return BGEICL_OK;
-}
-
-/* Tokenizes text i, with the query instruction in front when asked. */
-static bgeicl_code encode_one(bgeicl_model *bm, const char *text, size_t len, unsigned flags,
-                              size_t i, tok_encoding *enc, bg_err *err)
-{
-    const char *instr = bm->m->cfg.query_instruction;
-    char *joined = NULL;
-    if ((flags & BGEICL_QUERY) && instr[0]) {
-        size_t il = strlen(instr);
-        joined = bg_malloc(il + len + 1);
-        if (!joined)
-            return bg_fail(err, BGEICL_ERR_NOMEM, "out of memory for input %zu", i);
-        memcpy(joined, instr, il);
-        memcpy(joined + il, text, len);
-        text = joined;
-        len += il;
-    }
-    bgeicl_code rc = encode_capped(bm, text, len, 1, flags, enc, i, err);
-    bg_free(joined);
-    return rc;
 }
 
 bgeicl_code bgeicl_embed(bgeicl_model *bm, const char *const *texts, const size_t *lens,
@@ -233,7 +235,8 @@ bgeicl_code bgeicl_embed(bgeicl_model *bm, const char *const *texts, const size_
             rc = bg_fail(err, BGEICL_ERR_ARG, "input %zu is NULL", i);
             break;
         }
-        rc = encode_one(bm, texts[i], lens ? lens[i] : strlen(texts[i]), flags, i, &enc[i], err);
+        rc = encode_one(bm, texts[i], lens ? lens[i] : strlen(texts[i]), 1, flags, i, &enc[i],
+                        err);
         if (rc == BGEICL_OK) {
             ids[i] = enc[i].ids;
             nl[i] = enc[i].n;
@@ -242,7 +245,7 @@ bgeicl_code bgeicl_embed(bgeicl_model *bm, const char *const *texts, const size_
     }
     double t1 = bg_now_ms();
     if (rc == BGEICL_OK)
-        rc = forward_all(bm, ids, nl, n, out, err);
+        rc = forward_all(bm, ids, nl, n, flags, out, err);
     if (rc == BGEICL_OK && stats) {
         stats->tokens = tokens;
         stats->tokenize_ms = t1 - t0;
@@ -288,7 +291,7 @@ bgeicl_code bgeicl_embed_ids(bgeicl_model *bm, const int32_t *const *ids, const 
     }
     double t0 = bg_now_ms();
     if (rc == BGEICL_OK)
-        rc = forward_all(bm, ids, nl, n, out, err);
+        rc = forward_all(bm, ids, nl, n, flags, out, err);
     if (rc == BGEICL_OK && stats) {
         stats->tokens = tokens;
         stats->tokenize_ms = 0;

@@ -60,5 +60,6 @@ bgeicl_model *cli_open_model(const char *cmd, const char *dir, int threads);
 int cli_embed(int argc, char **argv);
 int cli_tokenize(int argc, char **argv);
 int cli_info(int argc, char **argv);
+int cli_serve(int argc, char **argv);
 
 #endif

@@ -13,6 +13,7 @@ typedef struct command {
 } command;
 
 static const command commands[] = {
+    {"serve", cli_serve, "run the HTTP embedding service"},
     {"embed", cli_embed, "embed texts with a local model"},
     {"tokenize", cli_tokenize, "token ids and byte offsets of texts"},
     {"info", cli_info, "describe a model folder"},

@@ -285,7 +285,7 @@ static void par_add_layernorm(engine *e, size_t T, const float *r, const float *
 
 /* ---- pooling ---------------------------------------------------------------- */
 
-static void pool_and_normalize(const engine *e, const size_t *lens, size_t n, float *out)
+static void pool_rows(const engine *e, const size_t *lens, size_t n, int normalize, float *out)
 {
     const model_config *c = &e->m->cfg;
     size_t H = c->hidden;
@@ -303,20 +303,15 @@ static void pool_and_normalize(const engine *e, const size_t *lens, size_t n, fl
             for (size_t i = 0; i < H; i++)
                 o[i] /= (float)lens[s];
         }
-        double ss = 0.0;
-        for (size_t i = 0; i < H; i++)
-            ss += (double)o[i] * o[i];
-        /* sentence-transformers' Normalize clamps the norm at 1e-12. */
-        float inv = (float)(1.0 / fmax(sqrt(ss), 1e-12));
-        for (size_t i = 0; i < H; i++)
-            o[i] *= inv;
+        if (normalize)
+            bg_l2_normalize(o, H);
     }
 }
 
 /* ---- the forward pass ------------------------------------------------------- */
 
 bgeicl_code engine_forward(engine *e, const int32_t *const *ids, const size_t *lens, size_t n,
-                           float *out, bg_err *err)
+                           int normalize, float *out, bg_err *err)
 {
     const model_config *c = &e->m->cfg;
     const model_weights *w = &e->m->w;
@@ -352,6 +347,6 @@ bgeicl_code engine_forward(engine *e, const int32_t *const *ids, const size_t *l
         par_gemm(e, T, H, I, e->inter, L->ffn_out_w, P[3], L->ffn_out_b, e->ctx, 0);
         par_add_layernorm(e, T, e->ctx, L->ln2_g, L->ln2_b);
     }
-    pool_and_normalize(e, lens, n, out);
+    pool_rows(e, lens, n, normalize, out);
     return BGEICL_OK;
 }

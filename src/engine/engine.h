@@ -25,9 +25,10 @@ int engine_threads(const engine *e);
 const kern_ops *engine_kernels(const engine *e);
 
 /* Runs the encoder over n sequences (each 1..max_seq_len ids, ids valid)
- * and writes the pooled, L2-normalised vectors to out (n x hidden).
+ * and writes the pooled vectors to out (n x hidden), L2-normalised when
+ * `normalize` is set.
  * Not reentrant: callers serialise (bgeicl_embed holds a lock). */
 bgeicl_code engine_forward(engine *e, const int32_t *const *ids, const size_t *lens, size_t n,
-                           float *out, bg_err *err);
+                           int normalize, float *out, bg_err *err);
 
 #endif

@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -191,4 +192,14 @@ int bg_utf8_valid(const char *s, size_t len)
         p += need + 1;
     }
     return 1;
+}
+
+void bg_l2_normalize(float *v, size_t n)
+{
+    double ss = 0.0;
+    for (size_t i = 0; i < n; i++)
+        ss += (double)v[i] * v[i];
+    float inv = (float)(1.0 / fmax(sqrt(ss), 1e-12));
+    for (size_t i = 0; i < n; i++)
+        v[i] *= inv;
 }

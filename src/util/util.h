@@ -50,6 +50,10 @@ double bg_now_ms(void);
 /* Number of online CPU cores, at least 1. */
 int bg_cpu_count(void);
 
+/* Scales v[0..n) to unit L2 norm, as sentence-transformers' Normalize does:
+ * the norm is summed in double and clamped below at 1e-12. */
+void bg_l2_normalize(float *v, size_t n);
+
 /* Validates UTF-8 (no overlongs, no surrogates, max U+10FFFF). Returns 1 if valid. */
 int bg_utf8_valid(const char *s, size_t len);
 
