@@ -236,6 +236,7 @@ def main():
     levels = sorted({1, *(int(c) for c in args.clients.split(",") if c)})
     model_id = Path(args.model).name
 
+    load_before = list(os.getloadavg())
     corpus = python_code_chunks(limit=args.texts)
     queries = short_queries(args.warmup + args.queries)
 
@@ -253,6 +254,7 @@ def main():
 
     print(f"corpus: {len(corpus)} Python stdlib chunks (20 lines), batch={args.batch}, "
           f"threads={args.threads}, model={model_id}, {args.seconds:g} s per run"
+          + f", load average before {load_before[0]:.2f}"
           + ("  [corpus wrapped: the embedding cache may flatter the server]" if wrapped else ""))
     print()
     print("| path | clients | texts/s | tokens/s | overhead | req p50 ms | req p99 ms | "
@@ -285,6 +287,7 @@ def main():
     out.write_text(json.dumps({
         "model": model_id, "threads": args.threads, "batch": args.batch,
         "seconds": args.seconds, "corpus_texts": len(corpus), "corpus_wrapped": wrapped,
+        "loadavg_before": load_before, "loadavg_after": list(os.getloadavg()),
         "throughput": {"in_process": inproc, "server": tp},
         "latency": {"in_process_batch1_ms_per_text": inproc_ms, "in_process": inproc_q,
                     "server": lat}}, indent=2))

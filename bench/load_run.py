@@ -328,6 +328,7 @@ def load_run(url, rss_read, connections, wrk_threads, seconds, api_key=None, var
     bodies = load_bodies(vary)
     wd = Path(workdir or tempfile.mkdtemp(prefix="bgeicl-load-"))
     lua = write_lua(wd / "load.lua", bodies, api_key=api_key, vary=vary)
+    load_before = list(os.getloadavg())
     before = scrape(url, api_key)
     sampler = RssSampler(rss_read) if rss_read else None
     t0 = time.monotonic()
@@ -343,6 +344,7 @@ def load_run(url, rss_read, connections, wrk_threads, seconds, api_key=None, var
     statuses = {int(k): v for k, v in (lua_res.get("statuses") or {}).items()}
     ok = sum(v for k, v in statuses.items() if 200 <= k < 300)
     summary = {
+        "loadavg_before": load_before, "loadavg_after": list(os.getloadavg()),
         "connections": connections, "wrk_threads": wrk_threads, "seconds": seconds,
         "vary_texts": vary, "texts_per_request_mean": mean_texts_per_body(bodies),
         "requests": w["requests"], "duration_s": dur, "wall_s": wall,
@@ -385,6 +387,8 @@ def markdown(s):
         ("latency max (ms)", ms(lat.get("max"))),
         ("statuses", json.dumps(s["statuses"])),
         ("socket errors", json.dumps(s["socket_errors"] or "none")),
+        ("load average before / after (1 min)",
+         f"{s['loadavg_before'][0]:.2f} / {s['loadavg_after'][0]:.2f}"),
     ]
     r = s.get("rss")
     if r:

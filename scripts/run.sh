@@ -1,17 +1,15 @@
 #!/usr/bin/env bash
-# Quick start: installs the dependencies, builds, fetches the default model
-# and embeds a sample. Arguments, if any, are texts to embed instead.
+# The serve command: installs the dependencies, builds, fetches the default
+# model and starts `bgeicl serve` on port 8080 (PORT or --port to change it).
+# Arguments are passed to `bgeicl serve`, for example:
+#   scripts/run.sh --port 9000 --api-key secret
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Setup talks on stderr so that stdout carries only the embeddings.
+# Setup talks on stderr, like the server's log.
 scripts/setup-deps.sh >&2
 scripts/setup-python.sh --fetch-only >&2
 .venv/bin/python scripts/fetch_model.py bge-small-en-v1.5 >&2
 make -j"$(nproc)" >/dev/null
 
-if [ $# -eq 0 ]; then
-    set -- "def read_config(path): return json.load(open(path))" \
-           "How do I read a JSON config file?"
-fi
-exec build/bgeicl embed --model models/bge-small-en-v1.5 "$@"
+exec build/bgeicl serve "$@"

@@ -190,7 +190,7 @@ def run_serve(bin_path, args, env, timeout=None):
 def corpus():
     """Deterministic, varied texts: lines and chunks of the Python standard library,
     non-ASCII strings and over-long texts (truncated to 512 tokens)."""
-    n_lines, n_chunks, n_uni, n_long = (60, 10, 5, 1) if SAN else (200, 30, 10, 2)
+    n_lines, n_chunks, n_uni, n_long = (40, 3, 4, 0) if SAN else (200, 20, 10, 2)
     root = Path(sysconfig.get_paths()["stdlib"])
     files = sorted(root.glob("*.py"))[::3]
     lines, chunks, longs, seen = [], [], [], set()
@@ -218,7 +218,7 @@ def corpus():
             break
     uni = [f"naïve café #{i} — 東京 {i * i} ünïcödé ✓ 🚀 {'ß' * (i % 4 + 1)}" for i in range(n_uni)]
     out = lines + chunks + uni + longs
-    assert len(out) >= 20
+    assert len(out) >= 40
     return out
 
 
@@ -370,9 +370,11 @@ def test_openai_wrong_key_raises_authentication_error(ksrv):
 def test_64_concurrent_clients_mixed_batches(srv, bin_path):
     texts = corpus()
     ref = dict(zip(texts, cli_embed(bin_path, texts)))
-    n_clients, n_req, max_batch = (64, 1, 6) if SAN else (64, 3, 40)
+    # Batch sizes 1..40, skewed towards small ones to keep the run short.
+    sizes = [1, 1, 2, 3, 5] if SAN else [1, 1, 2, 3, 5, 8, 13, 21, 40]
+    n_clients, n_req = (64, 1) if SAN else (64, 2)
     rng = random.Random(20240611)
-    plans = [[rng.choices(texts, k=rng.randint(1, max_batch)) for _ in range(n_req)]
+    plans = [[rng.choices(texts, k=rng.choice(sizes)) for _ in range(n_req)]
              for _ in range(n_clients)]
     barrier = threading.Barrier(n_clients)
     failures = []
@@ -735,11 +737,14 @@ METRICS_JSON_KEYS = ("queue_depth", "cache_hit_rate", "current_batch_size", "act
                      "requests_total", "errors_total", "latency_seconds")
 
 
-def check_metrics_json(j):
+def check_metrics_json(j, fresh=False):
+    """`fresh`: the server has answered no embedding request yet, so the
+    latency quantiles may be null."""
     for k in METRICS_JSON_KEYS:
         assert k in j, f"metrics JSON lacks {k}: {sorted(j)}"
     for q in ("p50", "p95", "p99"):
-        assert isinstance(j["latency_seconds"][q], (int, float)), j["latency_seconds"]
+        v = j["latency_seconds"][q]
+        assert isinstance(v, (int, float)) or (fresh and v is None), j["latency_seconds"]
     for k in METRICS_JSON_KEYS[:-1]:
         assert isinstance(j[k], (int, float)) and not isinstance(j[k], bool), (k, j[k])
 
@@ -757,7 +762,8 @@ def test_metrics_needs_key_unless_public(ksrv, bin_path):
     with Server(bin_path, "--api-key", KEY, "--metrics-public", ready_timeout=T) as s:
         st, h, raw = http("GET", s.url + "/metrics", timeout=T)
         assert st == 200 and h.get("content-type", "").startswith("text/plain"), (st, raw[:200])
-        check_metrics_json(ok_json(*http("GET", s.url + "/metrics?format=json", timeout=T)))
+        check_metrics_json(ok_json(*http("GET", s.url + "/metrics?format=json", timeout=T)),
+                           fresh=True)
         st, h, raw = http("GET", s.url + "/v1/models", timeout=T)
         check_error(st, h, raw, 401, "invalid_api_key", "authentication_error")
         assert ok_json(*http("GET", s.url + "/health", timeout=T))["status"] == "healthy"
