@@ -19,7 +19,7 @@ endif
 PREFIX ?= /usr/local
 CC ?= cc
 PKGS := libutf8proc libcjson openblas
-SERVER_PKGS := libmicrohttpd zlib
+SERVER_PKGS := libmicrohttpd zlib libcrypto
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) $(SERVER_PKGS))
 PKG_LIBS := $(shell pkg-config --libs $(PKGS))
 SERVER_LIBS := $(shell pkg-config --libs $(SERVER_PKGS))
@@ -29,12 +29,13 @@ CFLAGS := -std=c11 $(OPT) -Wall -Wextra -Werror -fPIC -pthread -D_GNU_SOURCE \
 LDFLAGS := -pthread $(SANFLAGS) $(EXTRA_LDFLAGS)
 LIBS := $(PKG_LIBS) -lm
 
-# libbgeicl is the engine and its public API. The server is linked into the
-# bgeicl binary (and the unit tests) from an internal archive, so that users
-# of the library do not pull in libmicrohttpd and zlib.
+# libbgeicl is the engine, the ICL prompt layer and the public API. The
+# server and its cache are linked into the bgeicl binary (and the unit tests)
+# from an internal archive, so that users of the library do not pull in
+# libmicrohttpd, zlib and libcrypto.
 LIB_SRC := $(wildcard src/util/*.c src/tokenizer/*.c src/model/*.c src/kernels/*.c \
-                      src/engine/*.c src/api/*.c)
-SERVER_SRC := $(wildcard src/server/*.c)
+                      src/engine/*.c src/icl/*.c src/api/*.c)
+SERVER_SRC := $(wildcard src/server/*.c src/cache/*.c)
 CLI_SRC := $(wildcard src/cli/*.c)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 BENCH_SRC := $(wildcard bench/*.c)
@@ -68,6 +69,12 @@ $(BUILD)/bgeicl: $(CLI_OBJ) $(BUILD)/libbgeicl_server.a $(BUILD)/libbgeicl.a
 	    $(SERVER_LIBS) $(LIBS)
 
 $(BUILD)/tests/%: tests/unit/%.c tests/unit/harness.h $(BUILD)/libbgeicl_server.a $(BUILD)/libbgeicl.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libbgeicl_server.a $(BUILD)/libbgeicl.a $(LDFLAGS) \
+	    $(SERVER_LIBS) $(LIBS)
+
+# The cache benchmark measures a server-side piece.
+$(BUILD)/bench/cache_bench: bench/cache_bench.c $(BUILD)/libbgeicl_server.a $(BUILD)/libbgeicl.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libbgeicl_server.a $(BUILD)/libbgeicl.a $(LDFLAGS) \
 	    $(SERVER_LIBS) $(LIBS)

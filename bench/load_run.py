@@ -360,6 +360,14 @@ def load_run(url, rss_read, connections, wrk_threads, seconds, api_key=None, var
         tokens = (metric_sum(after, "bge_icl_input_tokens_total")
                   - metric_sum(before, "bge_icl_input_tokens_total"))
         summary.update(texts=texts, tokens=tokens, texts_source="server metrics")
+        d = lambda n: metric_sum(after, n) - metric_sum(before, n)  # noqa: E731
+        for fam, key in (("bge_icl_batch_size", "forward_batch_texts_mean"),
+                         ("bge_icl_batch_tokens", "forward_batch_tokens_mean"),
+                         ("bge_icl_queue_wait_seconds", "queue_wait_s_mean"),
+                         ("bge_icl_inference_seconds", "inference_s_mean")):
+            cnt = d(fam + "_count")
+            summary[key] = d(fam + "_sum") / cnt if cnt else None
+        summary["forward_passes"] = d("bge_icl_batch_size_count")
     else:
         summary.update(texts=ok * mean_texts_per_body(bodies), tokens=None,
                        texts_source="estimate: 2xx x mean texts per body")
@@ -375,6 +383,7 @@ def load_run(url, rss_read, connections, wrk_threads, seconds, api_key=None, var
 def markdown(s):
     lat = s["latency_s"] or {}
     ms = lambda v: f"{v * 1e3:.1f}" if v is not None else "-"  # noqa: E731
+    fmt = lambda v: f"{v:.1f}" if v is not None else "-"  # noqa: E731
     rows = [
         ("connections / wrk threads", f"{s['connections']} / {s['wrk_threads']}"),
         ("duration (s)", f"{s['duration_s']:.1f}"),
@@ -385,6 +394,9 @@ def markdown(s):
         ("latency p50 / p90 / p99 (ms)",
          f"{ms(lat.get('p50'))} / {ms(lat.get('p90'))} / {ms(lat.get('p99'))}"),
         ("latency max (ms)", ms(lat.get("max"))),
+        ("forward passes / mean texts / mean tokens per pass",
+         f"{s.get('forward_passes', '-')} / {fmt(s.get('forward_batch_texts_mean'))} / "
+         f"{fmt(s.get('forward_batch_tokens_mean'))}"),
         ("statuses", json.dumps(s["statuses"])),
         ("socket errors", json.dumps(s["socket_errors"] or "none")),
         ("load average before / after (1 min)",

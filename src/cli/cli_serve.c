@@ -22,7 +22,8 @@ static const char usage[] =
     "             [--max-batch-tokens N] [--max-batch-requests N] [--max-concurrent-requests N]\n"
     "             [--max-client-batch-size N] [--payload-limit BYTES]\n"
     "             [--api-key KEY | --api-key-file F] [--metrics-public] [--strict-model]\n"
-    "             [--cache-size MB] [--cache-dir DIR] [--icl on|off] [--context-cache-size N]\n"
+    "             [--cache-size MB] [--cache-dir DIR] [--icl on|off] [--icl-examples DIR]\n"
+    "             [--icl-k N] [--context-cache-size N]\n"
     "             [--similarity-threshold F] [--log-level debug|info|warn|error]\n"
     "             [--log-format text|json] [--read-timeout S] [--idle-timeout S]\n"
     "             [--drain-timeout S] [--max-connections N] [--debug-batch-delay-ms MS]";
@@ -46,8 +47,13 @@ static const char help[] =
     "  --idle-timeout S             close idle keep-alive connections (60)\n"
     "  --drain-timeout S            on SIGTERM, wait at most S for requests in flight (30)\n"
     "  --max-connections N          open connections (1024)\n"
-    "  --cache-size MB, --cache-dir DIR, --icl on|off, --context-cache-size N,\n"
-    "  --similarity-threshold F     cache and in-context-learning settings\n\n"
+    "  --cache-size MB              embedding cache budget (512; 0 = off)\n"
+    "  --cache-dir DIR              keep the embedding cache on disk across restarts\n"
+    "  --icl on|off                 ICL for queries that do not say enable_icl (on)\n"
+    "  --icl-examples DIR           the example bank (icl/examples)\n"
+    "  --icl-k N                    examples per ICL query (3)\n"
+    "  --context-cache-size N       ICL contexts remembered (200)\n"
+    "  --similarity-threshold F     reuse a context for queries this similar (0.8)\n\n"
     "Environment (flags win): BGE_ICL_MODEL or MODEL_NAME, PORT, WORKERS or BGE_ICL_THREADS,\n"
     "MAX_BATCH_SIZE (= --max-batch-requests), ENABLE_ICL, LOG_LEVEL, BGE_ICL_API_KEY,\n"
     "BGE_ICL_CONTEXT_CACHE_SIZE, BGE_ICL_SIMILARITY_THRESHOLD.\n";
@@ -181,6 +187,7 @@ static int set_option(serve_state *st, const char *name, const char *src, const 
     LONG_OPT("--payload-limit", 1024, 1L << 32, payload_limit)
     LONG_OPT("--cache-size", 0, 1L << 20, cache_mb)
     LONG_OPT("--context-cache-size", 0, 1000000, context_cache_size)
+    LONG_OPT("--icl-k", 0, 8, icl_k)
     LONG_OPT("--idle-timeout", 1, 86400, idle_timeout_s)
     LONG_OPT("--max-connections", 1, 65536, max_connections)
     LONG_OPT("--debug-batch-delay-ms", 0, 600000, debug_delay_ms)
@@ -193,6 +200,8 @@ static int set_option(serve_state *st, const char *name, const char *src, const 
         return c->host = v, 0;
     if (!strcmp(name, "--cache-dir"))
         return c->cache_dir = v, 0;
+    if (!strcmp(name, "--icl-examples"))
+        return c->icl_examples = v, 0;
     if (!strcmp(name, "--api-key"))
         return *v ? (c->api_key = v, 0) : bad(src, "a non-empty key", v);
     if (!strcmp(name, "--api-key-file"))
@@ -228,7 +237,7 @@ static const char *const value_flags[] = {
     "--model", "--host", "--port", "--threads", "--dtype", "--max-batch-tokens",
     "--max-batch-requests", "--max-concurrent-requests", "--max-client-batch-size",
     "--payload-limit", "--api-key", "--api-key-file", "--cache-size", "--cache-dir", "--icl",
-    "--context-cache-size", "--similarity-threshold", "--log-level", "--log-format",
+    "--context-cache-size", "--similarity-threshold", "--icl-examples", "--icl-k", "--log-level", "--log-format",
     "--read-timeout", "--idle-timeout", "--drain-timeout", "--max-connections",
     "--debug-batch-delay-ms"};
 

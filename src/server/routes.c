@@ -124,9 +124,28 @@ static void json_summary(srv *s, met_buf *b)
                    (const char *[]){"loading", "ready", "draining"}[atomic_load(&s->state)]);
 }
 
+/* Gauges that mirror state kept elsewhere, refreshed at each scrape. */
+static void refresh_gauges(srv *s)
+{
+    srv_metrics *m = &s->met;
+    if (s->icl) {
+        ctx_cache_stats cs;
+        icl_engine_cache_stats(s->icl, &cs);
+        uint64_t looked = cs.hits + cs.misses;
+        met_set(m->cache_hit_rate, looked ? (double)cs.hits / (double)looked : 0.0);
+    }
+    if (s->cache) {
+        emb_cache_stats es;
+        emb_cache_stats_get(s->cache, &es);
+        met_set(m->emb_entries, (double)es.entries);
+        met_set(m->emb_bytes, (double)es.bytes);
+    }
+}
+
 void route_metrics(srv_exchange *x)
 {
     srv *s = x->s;
+    refresh_gauges(s);
     met_set(s->met.queue_depth, s->sched ? (double)sched_depth(s->sched) : 0.0);
     met_set(s->met.connections, (double)atomic_load(&s->connections));
     if (wants_json(x)) {

@@ -15,150 +15,8 @@
 
 #include "../util/util.h"
 #include "log.h"
+#include "plan.h"
 #include "srv_internal.h"
-
-/* ---- inputs to sequences -------------------------------------------------- */
-
-typedef struct embed_plan {
-    size_t n;
-    bgeicl_tokens *tok;  /* n, for text inputs */
-    const int32_t **ids; /* n sequences */
-    size_t *lens;
-    float *vec;          /* n x dim */
-    size_t tokens;
-    double tokenize_ms;
-    sched_job job;
-} embed_plan;
-
-static void plan_free(embed_plan *p)
-{
-    if (p->tok)
-        for (size_t i = 0; i < p->n; i++)
-            bgeicl_tokens_free(&p->tok[i]);
-    bg_free(p->tok);
-    bg_free(p->ids);
-    bg_free(p->lens);
-    bg_free(p->vec);
-    memset(p, 0, sizeof *p);
-}
-
-static int fail_nomem(srv_exchange *x)
-{
-    srv_fail(x->res, 500, NULL, NULL, "out_of_memory", "out of memory");
-    return -1;
-}
-
-/* Maps a library error on input i to its HTTP answer. */
-static int fail_input(srv_exchange *x, const bgeicl_error *e, size_t i)
-{
-    if (e->code == BGEICL_ERR_TOO_LONG)
-        srv_fail(x->res, 413, NULL, "input", "input_too_long",
-                 "input %zu: %s (set truncate to true to cut it)", i, e->message);
-    else if (e->code == BGEICL_ERR_NOMEM)
-        return fail_nomem(x);
-    else
-        srv_fail(x->res, 400, NULL, "input", "invalid_value", "input %zu: %s", i, e->message);
-    return -1;
-}
-
-/* Token-id inputs: ids must be in the vocabulary; long ones are cut unless
- * truncation is off. */
-static int plan_ids(srv_exchange *x, const req_inputs *in, int truncate, embed_plan *p)
-{
-    size_t vocab = x->s->info.vocab_size, max = x->s->info.max_tokens;
-    for (size_t i = 0; i < in->count; i++) {
-        const req_input *it = &in->items[i];
-        if (it->n_ids > max && !truncate) {
-            srv_fail(x->res, 413, NULL, "input", "input_too_long",
-                     "input %zu has %zu tokens; the model's maximum is %zu (set truncate to true "
-                     "to cut it)",
-                     i, it->n_ids, max);
-            return -1;
-        }
-        for (size_t j = 0; j < it->n_ids; j++)
-            if ((size_t)it->ids[j] >= vocab) {
-                srv_fail(x->res, 400, NULL, "input", "invalid_value",
-                         "input %zu: token id %d is outside the vocabulary [0, %zu)", i,
-                         (int)it->ids[j], vocab);
-                return -1;
-            }
-        p->ids[i] = it->ids;
-        p->lens[i] = it->n_ids > max ? max : it->n_ids;
-        p->tokens += p->lens[i];
-    }
-    return 0;
-}
-
-static int plan_texts(srv_exchange *x, const req_inputs *in, unsigned flags, embed_plan *p)
-{
-    p->tok = bg_calloc(p->n, sizeof *p->tok);
-    if (!p->tok)
-        return fail_nomem(x);
-    for (size_t i = 0; i < in->count; i++) {
-        bgeicl_error e;
-        if (bgeicl_tokenize(x->s->model, in->items[i].text, in->items[i].len, flags, &p->tok[i],
-                            &e) != BGEICL_OK)
-            return fail_input(x, &e, i);
-        p->ids[i] = p->tok[i].ids;
-        p->lens[i] = p->tok[i].n;
-        p->tokens += p->tok[i].n;
-    }
-    return 0;
-}
-
-/* Tokenizes (or checks) every input. flags: BGEICL_QUERY, BGEICL_NO_TRUNCATE. */
-static int plan_inputs(srv_exchange *x, const req_inputs *in, unsigned flags, embed_plan *p)
-{
-    memset(p, 0, sizeof *p);
-    p->n = in->count;
-    p->ids = bg_calloc(p->n, sizeof *p->ids);
-    p->lens = bg_calloc(p->n, sizeof *p->lens);
-    if (!p->ids || !p->lens)
-        return fail_nomem(x);
-    double t0 = bg_now_ms();
-    int rc = in->is_tokens ? plan_ids(x, in, !(flags & BGEICL_NO_TRUNCATE), p)
-                           : plan_texts(x, in, flags, p);
-    p->tokenize_ms = bg_now_ms() - t0;
-    x->n_inputs = p->n;
-    x->n_tokens = p->tokens;
-    return rc;
-}
-
-/* Queues the sequences and waits for their rows. */
-static int plan_run(srv_exchange *x, embed_plan *p)
-{
-    srv *s = x->s;
-    p->vec = bg_malloc(p->n * s->info.dim * sizeof *p->vec);
-    if (!p->vec)
-        return fail_nomem(x);
-    p->job = (sched_job){.ids = p->ids, .lens = p->lens, .n = p->n, .out = p->vec};
-    int rc = sched_submit(s->sched, &p->job);
-    if (rc == SCHED_FULL) {
-        srv_fail(x->res, 429, "rate_limit_error", NULL, "queue_full",
-                 "the server has %zu requests in progress, its limit; retry shortly",
-                 s->cfg->max_concurrent);
-        return -1;
-    }
-    if (rc == SCHED_CLOSED) {
-        srv_fail(x->res, 503, "server_error", NULL, "draining", "the server is shutting down");
-        return -1;
-    }
-    if (rc != SCHED_OK)
-        return fail_nomem(x);
-    sched_wait(s->sched, &p->job);
-    if (p->job.rc != BGEICL_OK) {
-        log_event(LOG_ERROR, "inference failed", (log_field[]){LOG_S("error", p->job.err.message)},
-                  1);
-        srv_fail(x->res, 500, NULL, NULL, "inference_failed", "%s", p->job.err.message);
-        return -1;
-    }
-    met_observe(s->met.queue_wait, p->job.queue_ms / 1000.0);
-    met_observe(s->met.tokenization, p->tokenize_ms / 1000.0);
-    srv_header(x->res, "x-queue-time", "%.3f", p->job.queue_ms);
-    srv_header(x->res, "x-tokenization-time", "%.3f", p->tokenize_ms);
-    srv_header(x->res, "x-inference-time", "%.3f", p->job.inference_ms);
-    return 0;
-}
 
 /* ---- rendering -------------------------------------------------------------------- */
 
@@ -253,8 +111,57 @@ static void render_openai(srv_exchange *x, const req_embeddings *r, embed_plan *
             put_floats(b, v, out_dim);
         met_buf_puts(b, "}");
     }
-    met_buf_printf(b, "],\"usage\":{\"prompt_tokens\":%zu,\"total_tokens\":%zu}}", p->tokens,
+    met_buf_printf(b, "],\"usage\":{\"prompt_tokens\":%zu,\"total_tokens\":%zu}", p->tokens,
                    p->tokens);
+    if (p->icl_applied) {
+        met_buf_printf(b, ",\"icl_info\":{\"language\":\"%s\",\"examples\":%zu,\"instruction\":",
+                       icl_lang_name(p->lang), p->examples);
+        srv_json_str(b, p->instruction ? p->instruction : "");
+        met_buf_printf(b, ",\"context_cache_hit\":%s}", p->context_hit ? "true" : "false");
+    }
+    met_buf_puts(b, "}");
+}
+
+/* The prompt of the request's inputs, in the contract's order: an enabled
+ * icl_context wins for every input; else a query gets server-side ICL
+ * (enable_icl, defaulting to --icl) or the plain query instruction; else a
+ * document goes as it is. The example arrays are bg_malloc'd into *pp. */
+static int prompt_of(srv_exchange *x, const req_embeddings *r, plan_prompt *pp)
+{
+    memset(pp, 0, sizeof *pp);
+    pp->lang = -1;
+    const char *lang = r->language ? r->language : r->icl.language;
+    if (lang && strcasecmp(lang, "auto") != 0) {
+        pp->lang = icl_lang_parse(lang);
+        if (pp->lang < 0 && r->language) {
+            srv_fail(x->res, 400, NULL, "language", "invalid_value",
+                     "unknown language '%.40s'; use \"auto\" or a name such as \"python\"", lang);
+            return -1;
+        }
+    }
+    if (r->icl.present && r->icl.enable_context_learning) {
+        size_t n = r->icl.n_examples;
+        pp->mode = ICL_EXPLICIT;
+        pp->instruction = r->icl.instruction;
+        pp->n_examples = n;
+        pp->ex_query = bg_malloc((n ? n : 1) * sizeof *pp->ex_query);
+        pp->ex_response = bg_malloc((n ? n : 1) * sizeof *pp->ex_response);
+        if (!pp->ex_query || !pp->ex_response) {
+            srv_fail(x->res, 500, NULL, NULL, "out_of_memory", "out of memory");
+            return -1;
+        }
+        /* A bare string is a code snippet (ChunkHound sends those): a
+         * response without a query. */
+        for (size_t i = 0; i < n; i++) {
+            const req_icl_example *e = &r->icl.examples[i];
+            pp->ex_query[i] = e->text ? "" : e->query;
+            pp->ex_response[i] = e->text ? e->text : e->response ? e->response : "";
+        }
+    } else if (r->input_type == REQ_INPUT_QUERY) {
+        int on = r->enable_icl >= 0 ? r->enable_icl : x->s->cfg->icl;
+        pp->mode = on ? ICL_SERVER : ICL_PLAIN_QUERY;
+    }
+    return 0;
 }
 
 void route_embeddings(srv_exchange *x)
@@ -277,12 +184,17 @@ void route_embeddings(srv_exchange *x)
                  s->info.id);
         goto done;
     }
-    unsigned flags = (r.input_type == REQ_INPUT_QUERY ? BGEICL_QUERY : 0) |
-                     (r.truncate ? 0 : BGEICL_NO_TRUNCATE);
-    if (plan_inputs(x, &r.input, flags, &p) == 0 && plan_run(x, &p) == 0) {
+    plan_prompt pp;
+    if (prompt_of(x, &r, &pp) == 0 &&
+        plan_inputs(x, &r.input, &pp, r.truncate ? 0 : BGEICL_NO_TRUNCATE, &p) == 0 &&
+        plan_run(x, &p) == 0) {
+        if (p.icl_applied)
+            x->language = icl_lang_name(p.lang);
         render_openai(x, &r, &p);
         total_time_header(x);
     }
+    bg_free(pp.ex_query);
+    bg_free(pp.ex_response);
 done:
     plan_free(&p);
     req_free_embeddings(&r);
@@ -302,8 +214,9 @@ void route_embed(srv_exchange *x)
         return;
     }
     embed_plan p;
-    unsigned flags = (r.prompt_query ? BGEICL_QUERY : 0) | (r.truncate ? 0 : BGEICL_NO_TRUNCATE);
-    if (plan_inputs(x, &r.inputs, flags, &p) == 0 && plan_run(x, &p) == 0) {
+    plan_prompt pp = {.mode = r.prompt_query ? ICL_PLAIN_QUERY : ICL_NONE, .lang = -1};
+    if (plan_inputs(x, &r.inputs, &pp, r.truncate ? 0 : BGEICL_NO_TRUNCATE, &p) == 0 &&
+        plan_run(x, &p) == 0) {
         size_t dim = s->info.dim;
         met_buf *b = &x->res->body;
         met_buf_puts(b, "[");
@@ -378,7 +291,7 @@ void route_tokenize(srv_exchange *x)
                             &t, &err) != BGEICL_OK) {
             met_buf_free(b);
             met_buf_init(b);
-            fail_input(x, &err, i);
+            plan_fail_input(x, &err, i);
             break;
         }
         if (i)

@@ -34,6 +34,7 @@ void srv_config_init(srv_config *c)
         .payload_limit = 16u << 20,
         .cache_mb = 512,
         .icl = 1,
+        .icl_k = 3,
         .context_cache_size = 200,
         .similarity_threshold = 0.8,
         .log_level = LOG_INFO,
@@ -42,6 +43,65 @@ void srv_config_init(srv_config *c)
         .drain_timeout_s = 30,
         .max_connections = 1024,
     };
+}
+
+#ifndef BGEICL_DATADIR
+#define BGEICL_DATADIR "/usr/local/share/bgeicl"
+#endif
+
+/* The example bank: --icl-examples, else the source tree's icl/examples,
+ * else the installed copy. Without any, ICL queries get the plain query
+ * instruction (and a warning says so). */
+static const char *examples_dir(const srv_config *c)
+{
+    static const char *const candidates[] = {"icl/examples", BGEICL_DATADIR "/icl-examples"};
+    if (c->icl_examples)
+        return c->icl_examples;
+    for (size_t i = 0; i < sizeof candidates / sizeof candidates[0]; i++)
+        if (bg_dir_exists(candidates[i]))
+            return candidates[i];
+    return NULL;
+}
+
+static int start_icl(srv *s)
+{
+    const srv_config *c = s->cfg;
+    icl_settings st = {.examples_dir = examples_dir(c), .k = (size_t)c->icl_k,
+                       .cache_size = (size_t)c->context_cache_size,
+                       .threshold = c->similarity_threshold};
+    if (!st.examples_dir)
+        log_event(LOG_WARN, "no ICL example bank; ICL queries get the plain query instruction",
+                  NULL, 0);
+    bgeicl_error err;
+    if (icl_engine_create(&st, &s->icl, &err) != BGEICL_OK) {
+        log_event(LOG_ERROR, "cannot load the ICL example bank",
+                  (log_field[]){LOG_S("dir", st.examples_dir), LOG_S("error", err.message)}, 2);
+        return -1;
+    }
+    return 0;
+}
+
+static int open_cache(srv *s)
+{
+    const srv_config *c = s->cfg;
+    if (c->cache_mb <= 0)
+        return 0;
+    char tag[256];
+    snprintf(tag, sizeof tag, "%s/%s/%zu", s->info.id, s->info.dtype, s->info.dim);
+    bgeicl_error err;
+    if (emb_cache_open((size_t)c->cache_mb << 20, s->info.dim, c->cache_dir, tag, &s->cache,
+                       &err) != BGEICL_OK) {
+        log_event(LOG_ERROR, "cannot open the embedding cache",
+                  (log_field[]){LOG_S("dir", c->cache_dir), LOG_S("error", err.message)}, 2);
+        return -1;
+    }
+    emb_cache_stats st;
+    emb_cache_stats_get(s->cache, &st);
+    log_event(LOG_INFO, "embedding cache",
+              (log_field[]){LOG_I("budget_mb", c->cache_mb), LOG_S("dir", c->cache_dir),
+                            LOG_I("loaded", st.loaded), LOG_I("discarded", st.discarded)},
+              4);
+    return 0;
 }
 
 static int load_model(srv *s)
@@ -68,6 +128,8 @@ static int load_model(srv *s)
                   1);
         return -1;
     }
+    if (start_icl(s) != 0 || open_cache(s) != 0)
+        return -1;
     srv_metrics_model_loaded(s);
     log_field f[] = {LOG_S("model", s->info.id),   LOG_I("dim", s->info.dim),
                      LOG_S("isa", s->info.isa),    LOG_S("dtype", s->info.dtype),
@@ -157,6 +219,8 @@ int srv_run(const srv_config *c)
 out:
     srv_http_stop(http); /* joins every connection thread */
     sched_destroy(s.sched);
+    emb_cache_close(s.cache);
+    icl_engine_free(s.icl);
     bgeicl_model_close(s.model);
     srv_metrics_free(&s);
     pthread_cond_destroy(&s.inflight_zero);

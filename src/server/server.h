@@ -25,10 +25,11 @@ typedef struct srv_config {
     const char *api_key;        /* NULL = no auth */
     int metrics_public;         /* /metrics without the key */
     int strict_model;           /* unknown model names are 404 */
-    /* cache and ICL settings: reported by /info, used by the ICL layer */
-    long cache_mb;
-    const char *cache_dir;
-    int icl;
+    long cache_mb;              /* embedding cache budget; 0 = no cache */
+    const char *cache_dir;      /* NULL = memory only */
+    int icl;                    /* default of a query's enable_icl */
+    const char *icl_examples;   /* the example bank directory */
+    long icl_k;                 /* examples per ICL query */
     long context_cache_size;
     double similarity_threshold;
     int log_level;              /* log_level from log.h */

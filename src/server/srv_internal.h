@@ -14,6 +14,8 @@
 #include <stdatomic.h>
 #include <stddef.h>
 
+#include "../cache/emb_cache.h"
+#include "../icl/icl.h"
 #include "bgeicl.h"
 #include "metrics.h"
 #include "request.h"
@@ -44,6 +46,8 @@ typedef struct srv {
     bgeicl_model *model;         /* NULL while loading */
     bgeicl_model_info info;
     sched *sched;
+    icl_engine *icl;
+    emb_cache *cache;            /* NULL with --cache-size 0 */
     srv_metrics met;
     long start_time;             /* Unix seconds */
     atomic_long connections;

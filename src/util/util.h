@@ -43,6 +43,7 @@ bgeicl_code bg_read_file(const char *path, char **data, size_t *len, bg_err *err
 /* Joins dir and name with '/'. Returns NULL on allocation failure. */
 char *bg_path_join(const char *dir, const char *name);
 int bg_file_exists(const char *path);
+int bg_dir_exists(const char *path);
 
 /* Monotonic clock in milliseconds. */
 double bg_now_ms(void);

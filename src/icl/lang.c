@@ -1,0 +1,1810 @@
+/*
+ * lang.c - programming-language detection (see lang.h for the method).
+ *
+ * One pass over the bytes, line by line. Each identifier is looked up in a
+ * keyword table (sorted once, binary search); operators and line shapes
+ * raise named features. Every keyword and feature carries a small weight
+ * per language, and counts at most `cap` times, so the score measures how
+ * many different habits of a language a chunk shows rather than how long
+ * it is. Strings and comments are skipped: their words are English or data
+ * and would drown the code. The scan keeps all state on the stack.
+ *
+ * The weights were set by hand, reading the confusions on the tuning half
+ * of bench/lang_eval.py's corpus; docs/LANGUAGES.md has the held-out
+ * figures.
+ */
+#include "icl/lang.h"
+
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Short names for the weight tables. */
+enum {
+    GEN = ICL_LANG_GENERIC, PY = ICL_LANG_PYTHON, JS = ICL_LANG_JAVASCRIPT,
+    TS = ICL_LANG_TYPESCRIPT, JV = ICL_LANG_JAVA, CS = ICL_LANG_CSHARP, GO = ICL_LANG_GO,
+    RS = ICL_LANG_RUST, C_ = ICL_LANG_C, CP = ICL_LANG_CPP, RB = ICL_LANG_RUBY,
+    PH = ICL_LANG_PHP, SH = ICL_LANG_SHELL, SQ = ICL_LANG_SQL, NLANG = ICL_LANG_COUNT
+};
+
+/* ---- names, aliases, paths ---------------------------------------------- */
+
+static const char *const NAMES[NLANG] = {
+    "generic", "python", "javascript", "typescript", "java", "csharp", "go",
+    "rust", "c", "cpp", "ruby", "php", "shell", "sql",
+};
+
+const char *icl_lang_name(icl_lang l)
+{
+    return (unsigned)l < NLANG ? NAMES[l] : NAMES[GEN];
+}
+
+typedef struct alias {
+    const char *s;
+    int lang;
+} alias;
+
+static const alias ALIASES[] = {
+    {"text", GEN}, {"plain", GEN}, {"plaintext", GEN}, {"none", GEN},
+    {"py", PY}, {"python3", PY}, {"py3", PY},
+    {"js", JS}, {"node", JS}, {"nodejs", JS}, {"ecmascript", JS}, {"jsx", JS},
+    {"ts", TS}, {"tsx", TS},
+    {"c#", CS}, {"cs", CS}, {"c-sharp", CS}, {"dotnet", CS},
+    {"golang", GO},
+    {"rs", RS},
+    {"h", C_},
+    {"c++", CP}, {"cxx", CP}, {"cc", CP}, {"hpp", CP},
+    {"rb", RB},
+    {"php3", PH}, {"php4", PH}, {"php5", PH}, {"php7", PH}, {"php8", PH},
+    {"sh", SH}, {"bash", SH}, {"zsh", SH}, {"ksh", SH}, {"dash", SH}, {"posix", SH},
+    {"shellscript", SH}, {"shell-script", SH},
+    {"postgresql", SQ}, {"postgres", SQ}, {"psql", SQ}, {"plpgsql", SQ}, {"mysql", SQ},
+    {"sqlite", SQ}, {"tsql", SQ}, {"t-sql", SQ}, {"plsql", SQ}, {"pl/sql", SQ},
+    {"mssql", SQ}, {"mariadb", SQ},
+};
+
+static int ascii_lower(int c)
+{
+    return c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c;
+}
+
+/* ASCII case-insensitive equality of s[0..n) and the NUL-terminated lit. */
+static int eq_nocase(const char *s, size_t n, const char *lit)
+{
+    size_t i = 0;
+    for (; i < n && lit[i]; i++)
+        if (ascii_lower((unsigned char)s[i]) != lit[i])
+            return 0;
+    return i == n && lit[i] == '\0';
+}
+
+int icl_lang_parse(const char *name)
+{
+    if (!name)
+        return -1;
+    size_t n = strlen(name);
+    for (int l = 0; l < NLANG; l++)
+        if (eq_nocase(name, n, NAMES[l]))
+            return l;
+    for (size_t i = 0; i < sizeof ALIASES / sizeof *ALIASES; i++)
+        if (eq_nocase(name, n, ALIASES[i].s))
+            return ALIASES[i].lang;
+    return -1;
+}
+
+static const alias EXTS[] = {
+    {"py", PY}, {"pyw", PY}, {"pyi", PY},
+    {"js", JS}, {"mjs", JS}, {"cjs", JS}, {"jsx", JS},
+    {"ts", TS}, {"tsx", TS}, {"mts", TS}, {"cts", TS},
+    {"java", JV},
+    {"cs", CS}, {"csx", CS},
+    {"go", GO},
+    {"rs", RS},
+    {"c", C_}, {"h", C_},
+    {"cc", CP}, {"cpp", CP}, {"cxx", CP}, {"c++", CP}, {"hpp", CP}, {"hh", CP},
+    {"hxx", CP}, {"h++", CP}, {"ipp", CP}, {"tpp", CP}, {"inl", CP}, {"cppm", CP}, {"ixx", CP},
+    {"rb", RB}, {"rake", RB}, {"gemspec", RB}, {"ru", RB}, {"rbw", RB},
+    {"php", PH}, {"phtml", PH}, {"php3", PH}, {"php4", PH}, {"php5", PH}, {"php7", PH},
+    {"php8", PH}, {"phps", PH},
+    {"sh", SH}, {"bash", SH}, {"zsh", SH}, {"ksh", SH}, {"dash", SH}, {"bats", SH},
+    {"command", SH},
+    {"sql", SQ}, {"psql", SQ}, {"pgsql", SQ}, {"plsql", SQ}, {"ddl", SQ}, {"dml", SQ},
+};
+
+/* Whole file names, matched exactly (they are case-sensitive on disk). */
+static const alias FILENAMES[] = {
+    {".bashrc", SH}, {".bash_profile", SH}, {".bash_login", SH}, {".bash_logout", SH},
+    {".profile", SH}, {".zshrc", SH}, {".zshenv", SH}, {".zprofile", SH}, {".kshrc", SH},
+    {"PKGBUILD", SH}, {"APKBUILD", SH}, {"configure", SH}, {"gradlew", SH},
+    {"Gemfile", RB}, {"Rakefile", RB}, {"Guardfile", RB}, {"Podfile", RB},
+    {"Vagrantfile", RB}, {"Brewfile", RB}, {"Fastfile", RB}, {"Capfile", RB},
+    {"SConstruct", PY}, {"SConscript", PY}, {"wscript", PY},
+};
+
+icl_lang icl_lang_from_path(const char *path)
+{
+    if (!path)
+        return ICL_LANG_GENERIC;
+    const char *base = path;
+    for (const char *p = path; *p; p++)
+        if (*p == '/' || *p == '\\')
+            base = p + 1;
+    for (size_t i = 0; i < sizeof FILENAMES / sizeof *FILENAMES; i++)
+        if (strcmp(base, FILENAMES[i].s) == 0)
+            return (icl_lang)FILENAMES[i].lang;
+    const char *dot = strrchr(base, '.');
+    if (!dot || dot == base || !dot[1])
+        return ICL_LANG_GENERIC;
+    /* ".C" and ".H" are C++ by Unix tradition; every other extension is
+     * matched case-insensitively (".PY" on case-folding file systems). */
+    if (strcmp(dot, ".C") == 0 || strcmp(dot, ".H") == 0)
+        return ICL_LANG_CPP;
+    size_t n = strlen(dot + 1);
+    for (size_t i = 0; i < sizeof EXTS / sizeof *EXTS; i++)
+        if (eq_nocase(dot + 1, n, EXTS[i].s))
+            return (icl_lang)EXTS[i].lang;
+    return ICL_LANG_GENERIC;
+}
+
+/* ---- weight tables --------------------------------------------------------- */
+
+typedef struct kw {
+    const char *s;
+    signed char w[NLANG];
+} kw;
+
+/* Identifiers, case-sensitive. "." before a name means "after a dot"
+ * (a method or field), "@" an annotation or decorator. Weights: 1 a hint,
+ * 3 a habit, 5 nearly unique to the language. */
+static const kw KW[] = {
+    /* Python */
+    {"def", {[PY] = 4, [RB] = 3}},
+    {"elif", {[PY] = 5, [SH] = 2}},
+    {"lambda", {[PY] = 3, [RB] = 1}},
+    {"None", {[PY] = 4, [RS] = 2}},
+    {"True", {[PY] = 4}},
+    {"False", {[PY] = 4}},
+    {"self", {[PY] = 2, [RS] = 1, [RB] = 1}},
+    {"cls", {[PY] = 3}},
+    {"pass", {[PY] = 3}},
+    {"except", {[PY] = 5}},
+    {"raise", {[PY] = 4, [RB] = 3}},
+    {"nonlocal", {[PY] = 5}},
+    {"isinstance", {[PY] = 5}},
+    {"len", {[PY] = 3, [GO] = 2}},
+    {"dict", {[PY] = 3}},
+    {"kwargs", {[PY] = 4}},
+    {"args", {[PY] = 1}},
+    {"del", {[PY] = 3}},
+    {"assert", {[PY] = 2, [C_] = 1, [CP] = 1, [JV] = 1}},
+    {"__init__", {[PY] = 5}},
+    {"__name__", {[PY] = 5}},
+    {"print", {[PY] = 2, [RB] = 1, [PH] = 1}},
+    {"with", {[PY] = 2}},
+    {"is", {[PY] = 1, [CS] = 1}},
+    {"not", {[PY] = 2, [RB] = 1}},
+    {"and", {[PY] = 2, [RB] = 1, [PH] = 1}},
+    {"or", {[PY] = 2, [RB] = 1, [PH] = 1}},
+    {"in", {[PY] = 1, [SH] = 1}},
+    {"yield", {[PY] = 2, [RB] = 1, [JS] = 1, [CS] = 1}},
+    {"from", {[PY] = 2, [JS] = 1, [TS] = 1}},
+    {"import", {[PY] = 2, [JV] = 2, [GO] = 2, [JS] = 2, [TS] = 2}},
+    {"global", {[PY] = 2, [PH] = 1}},
+    {"str", {[PY] = 2, [RS] = 1}},
+    {"bytes", {[PY] = 2}},
+    {"range", {[PY] = 2, [GO] = 2}},
+    {"super", {[PY] = 1, [JV] = 1, [JS] = 1, [TS] = 1, [RB] = 1}},
+    /* JavaScript / TypeScript */
+    {"function", {[JS] = 2, [TS] = 2, [PH] = 2, [SH] = 1}},
+    {"const", {[JS] = 2, [TS] = 2, [C_] = 1, [CP] = 1, [RS] = 1}},
+    {"let", {[JS] = 2, [TS] = 2, [RS] = 2}},
+    {"var", {[JS] = 3, [TS] = 1, [CS] = 2, [GO] = 1}},
+    {"undefined", {[JS] = 3, [TS] = 3}},
+    {"null", {[JS] = 1, [TS] = 1, [JV] = 2, [CS] = 2, [PH] = 1}},
+    {"this", {[JS] = 1, [TS] = 1, [JV] = 1, [CS] = 1, [CP] = 1}},
+    {"require", {[JS] = 4, [TS] = 1, [RB] = 2, [PH] = 1}},
+    {"module", {[JS] = 1, [RB] = 2}},
+    {"exports", {[JS] = 4, [TS] = 1}},
+    {"prototype", {[JS] = 5, [TS] = 1}},
+    {"console", {[JS] = 3, [TS] = 3}},
+    {"typeof", {[JS] = 3, [TS] = 3, [CS] = 1}},
+    {"instanceof", {[JS] = 2, [TS] = 1, [JV] = 3, [PH] = 2}},
+    {"export", {[JS] = 2, [TS] = 2, [SH] = 2}},
+    {"async", {[JS] = 1, [TS] = 1, [CS] = 1, [PY] = 1, [RS] = 1}},
+    {"await", {[JS] = 1, [TS] = 1, [CS] = 1, [PY] = 1}},
+    {"document", {[JS] = 2, [TS] = 2}},
+    {"window", {[JS] = 2, [TS] = 2}},
+    {"Promise", {[JS] = 2, [TS] = 2}},
+    {"JSON", {[JS] = 2, [TS] = 2}},
+    {"arguments", {[JS] = 2}},
+    {"interface", {[TS] = 3, [JV] = 2, [CS] = 2, [GO] = 1, [PH] = 1}},
+    {"readonly", {[TS] = 2, [CS] = 3}},
+    {"declare", {[TS] = 5}},
+    {"keyof", {[TS] = 5}},
+    {"namespace", {[CS] = 3, [CP] = 2, [TS] = 1, [PH] = 2}},
+    {"implements", {[JV] = 3, [TS] = 2, [PH] = 2}},
+    {"extends", {[JV] = 3, [TS] = 2, [JS] = 1, [PH] = 2}},
+    {"abstract", {[JV] = 2, [CS] = 2, [TS] = 2, [PH] = 1}},
+    {"enum", {[TS] = 1, [CS] = 1, [JV] = 1, [RS] = 1, [C_] = 1, [CP] = 1}},
+    {"any", {[TS] = 2}},
+    {"unknown", {[TS] = 2}},
+    {"never", {[TS] = 2}},
+    {"number", {[TS] = 2}},
+    {"boolean", {[TS] = 3, [JV] = 3}},
+    {"string", {[TS] = 2, [CS] = 3, [GO] = 1}},
+    /* Java */
+    {"public", {[JV] = 2, [CS] = 2, [TS] = 1, [PH] = 1}},
+    {"private", {[JV] = 2, [CS] = 2, [TS] = 1, [PH] = 1, [RB] = 1}},
+    {"protected", {[JV] = 2, [CS] = 2, [TS] = 1, [PH] = 1, [RB] = 1}},
+    {"final", {[JV] = 4, [PH] = 1}},
+    {"throws", {[JV] = 5}},
+    {"package", {[JV] = 3, [GO] = 3}},
+    {"synchronized", {[JV] = 5}},
+    {"String", {[JV] = 3, [CS] = 1, [RS] = 1}},
+    {"Integer", {[JV] = 3}},
+    {"System", {[JV] = 2, [CS] = 2}},
+    {"Object", {[JV] = 2, [JS] = 1, [TS] = 1}},
+    {"ArrayList", {[JV] = 3, [CS] = 1}},
+    {"HashMap", {[JV] = 2, [RS] = 1}},
+    {"@Override", {[JV] = 5}},
+    {"@SuppressWarnings", {[JV] = 5}},
+    {"@Deprecated", {[JV] = 3}},
+    {"@FunctionalInterface", {[JV] = 5}},
+    {"@Test", {[JV] = 3}},
+    {"@property", {[PY] = 5}},
+    {"@staticmethod", {[PY] = 5}},
+    {"@classmethod", {[PY] = 5}},
+    {"@Component", {[TS] = 3}},
+    {"@Injectable", {[TS] = 4}},
+    {"@Input", {[TS] = 3}},
+    /* C# */
+    {"using", {[CS] = 4, [CP] = 1}},
+    {"internal", {[CS] = 5}},
+    {"sealed", {[CS] = 5}},
+    {"override", {[CS] = 3, [CP] = 1}},
+    {"virtual", {[CS] = 2, [CP] = 3}},
+    {"ref", {[CS] = 3, [RS] = 1}},
+    {"out", {[CS] = 2}},
+    {"params", {[CS] = 2}},
+    {"foreach", {[CS] = 4, [PH] = 3}},
+    {"nameof", {[CS] = 5}},
+    {"bool", {[CS] = 3, [CP] = 2, [C_] = 1, [RS] = 1}},
+    {"object", {[CS] = 2}},
+    {"base", {[CS] = 2}},
+    {"delegate", {[CS] = 4}},
+    {"event", {[CS] = 1}},
+    {"decimal", {[CS] = 3}},
+    {"uint", {[CS] = 2}},
+    {"ulong", {[CS] = 3}},
+    {"IntPtr", {[CS] = 4}},
+    {"Console", {[CS] = 3}},
+    {"Task", {[CS] = 2}},
+    {"Dictionary", {[CS] = 3}},
+    {"get", {[CS] = 1}},
+    {"set", {[CS] = 1, [SH] = 1}},
+    {"value", {[CS] = 1}},
+    {"unsafe", {[CS] = 2, [RS] = 2}},
+    {"lock", {[CS] = 2}},
+    {"checked", {[CS] = 1}},
+    /* Go */
+    {"func", {[GO] = 5}},
+    {"chan", {[GO] = 5}},
+    {"defer", {[GO] = 5}},
+    {"go", {[GO] = 2}},
+    {"nil", {[GO] = 3, [RB] = 3}},
+    {"fmt", {[GO] = 4}},
+    {"err", {[GO] = 2}},
+    {"make", {[GO] = 2}},
+    {"append", {[GO] = 2}},
+    {"iota", {[GO] = 5}},
+    {"fallthrough", {[GO] = 3}},
+    {"rune", {[GO] = 5}},
+    {"byte", {[GO] = 3, [JV] = 1, [CS] = 2}},
+    {"int64", {[GO] = 3}},
+    {"int32", {[GO] = 3}},
+    {"uint64", {[GO] = 3}},
+    {"uint32", {[GO] = 3}},
+    {"uint8", {[GO] = 3}},
+    {"float64", {[GO] = 4}},
+    {"uintptr", {[GO] = 4}},
+    {"map", {[GO] = 1}},
+    {"ok", {[GO] = 1}},
+    /* Rust */
+    {"fn", {[RS] = 5}},
+    {"mut", {[RS] = 5}},
+    {"impl", {[RS] = 5}},
+    {"pub", {[RS] = 4}},
+    {"crate", {[RS] = 5}},
+    {"mod", {[RS] = 3}},
+    {"use", {[RS] = 2, [PH] = 1}},
+    {"match", {[RS] = 2}},
+    {"Some", {[RS] = 4}},
+    {"Ok", {[RS] = 3}},
+    {"Err", {[RS] = 3}},
+    {"Self", {[RS] = 4}},
+    {"trait", {[RS] = 4, [PH] = 2}},
+    {"where", {[RS] = 2, [CS] = 1}},
+    {"loop", {[RS] = 3}},
+    {"usize", {[RS] = 5}},
+    {"isize", {[RS] = 5}},
+    {"u8", {[RS] = 4}},
+    {"u16", {[RS] = 4}},
+    {"u32", {[RS] = 4}},
+    {"u64", {[RS] = 4}},
+    {"i32", {[RS] = 4}},
+    {"i64", {[RS] = 4}},
+    {"f32", {[RS] = 3}},
+    {"f64", {[RS] = 3}},
+    {"Vec", {[RS] = 4}},
+    {"Box", {[RS] = 3}},
+    {"Option", {[RS] = 3, [JV] = 1}},
+    {"Result", {[RS] = 2}},
+    {"dyn", {[RS] = 5}},
+    {"move", {[RS] = 2}},
+    {"extern", {[RS] = 1, [C_] = 2, [CP] = 2}},
+    {"throw", {[JV] = 1, [CS] = 1, [CP] = 1, [JS] = 1, [TS] = 1, [PH] = 1}},
+    {"new", {[JV] = 1, [CS] = 1, [CP] = 1, [JS] = 1, [TS] = 1, [PH] = 1}},
+    {"static_assert", {[CP] = 4, [C_] = 1}},
+    {".unwrap", {[RS] = 5}},
+    {".iter", {[RS] = 3}},
+    {".len", {[RS] = 3}},
+    {".clone", {[RS] = 3}},
+    {".into", {[RS] = 3}},
+    /* C */
+    {"NULL", {[C_] = 3, [CP] = 1, [SQ] = 1}},
+    {"struct", {[C_] = 2, [CP] = 2, [RS] = 1, [GO] = 1, [CS] = 1}},
+    {"typedef", {[C_] = 3, [CP] = 2}},
+    {"sizeof", {[C_] = 3, [CP] = 2}},
+    {"unsigned", {[C_] = 3, [CP] = 2}},
+    {"char", {[C_] = 2, [CP] = 2, [JV] = 1, [CS] = 1}},
+    {"int", {[C_] = 1, [CP] = 1, [JV] = 1, [CS] = 1}},
+    {"long", {[C_] = 2, [CP] = 1, [JV] = 1, [CS] = 1}},
+    {"void", {[C_] = 2, [CP] = 2, [JV] = 1, [CS] = 1, [TS] = 1}},
+    {"static", {[C_] = 1, [CP] = 1, [JV] = 1, [CS] = 1, [PH] = 1}},
+    {"malloc", {[C_] = 5, [CP] = 2}},
+    {"free", {[C_] = 3, [CP] = 1}},
+    {"printf", {[C_] = 3, [CP] = 2, [SH] = 2}},
+    {"fprintf", {[C_] = 4, [CP] = 2}},
+    {"memcpy", {[C_] = 4, [CP] = 2}},
+    {"memset", {[C_] = 4, [CP] = 2}},
+    {"strlen", {[C_] = 3, [CP] = 2, [PH] = 2}},
+    {"strcmp", {[C_] = 4, [CP] = 2}},
+    {"size_t", {[C_] = 4, [CP] = 2}},
+    {"uint8_t", {[C_] = 3, [CP] = 2}},
+    {"uint32_t", {[C_] = 3, [CP] = 2}},
+    {"uint64_t", {[C_] = 3, [CP] = 2}},
+    {"int64_t", {[C_] = 3, [CP] = 2}},
+    {"goto", {[C_] = 3, [CP] = 1}},
+    {"register", {[C_] = 2}},
+    {"volatile", {[C_] = 2, [CP] = 1}},
+    {"stderr", {[C_] = 2, [CP] = 1}},
+    {"errno", {[C_] = 3, [CP] = 2}},
+    {"FILE", {[C_] = 2, [CP] = 1}},
+    /* C++ */
+    {"std", {[CP] = 5}},
+    {"template", {[CP] = 5}},
+    {"typename", {[CP] = 5}},
+    {"nullptr", {[CP] = 5}},
+    {"auto", {[CP] = 3}},
+    {"constexpr", {[CP] = 5}},
+    {"noexcept", {[CP] = 5}},
+    {"operator", {[CP] = 4, [CS] = 1}},
+    {"explicit", {[CP] = 4}},
+    {"friend", {[CP] = 4}},
+    {"mutable", {[CP] = 4}},
+    {"inline", {[C_] = 1, [CP] = 2}},
+    {"static_cast", {[CP] = 5}},
+    {"dynamic_cast", {[CP] = 5}},
+    {"reinterpret_cast", {[CP] = 5}},
+    {"const_cast", {[CP] = 5}},
+    {"decltype", {[CP] = 5}},
+    {"unique_ptr", {[CP] = 5}},
+    {"shared_ptr", {[CP] = 5}},
+    {"vector", {[CP] = 3}},
+    {"cout", {[CP] = 5}},
+    {"cerr", {[CP] = 5}},
+    {"endl", {[CP] = 5}},
+    {"class", {[CP] = 1, [JV] = 1, [CS] = 1, [PY] = 1, [RB] = 1, [PH] = 1, [TS] = 1}},
+    {"delete", {[CP] = 2}},
+    {"true", {[CP] = 1, [JS] = 1, [TS] = 1, [JV] = 1, [CS] = 1, [RS] = 1, [RB] = 1, [PH] = 1, [GO] = 1}},
+    {"false", {[CP] = 1, [JS] = 1, [TS] = 1, [JV] = 1, [CS] = 1, [RS] = 1, [RB] = 1, [PH] = 1, [GO] = 1}},
+    {".push_back", {[CP] = 5}},
+    {".c_str", {[CP] = 5}},
+    {".size", {[CP] = 2, [JV] = 2, [RB] = 1}},
+    /* Ruby */
+    {"end", {[RB] = 3}},
+    {"elsif", {[RB] = 5}},
+    {"unless", {[RB] = 4}},
+    {"until", {[RB] = 2, [SH] = 2}},
+    {"begin", {[RB] = 2}},
+    {"rescue", {[RB] = 5}},
+    {"ensure", {[RB] = 4}},
+    {"attr_accessor", {[RB] = 5}},
+    {"attr_reader", {[RB] = 5}},
+    {"attr_writer", {[RB] = 5}},
+    {"puts", {[RB] = 4}},
+    {"when", {[RB] = 2}},
+    {"proc", {[RB] = 2}},
+    {"__FILE__", {[RB] = 2, [PH] = 1}},
+    {".new", {[RB] = 4}},
+    {".each", {[RB] = 4}},
+    {".nil?", {[RB] = 5}},
+    /* PHP */
+    {"echo", {[PH] = 3, [SH] = 3}},
+    {"isset", {[PH] = 5}},
+    {"unset", {[PH] = 3, [SH] = 3}},
+    {"elseif", {[PH] = 5}},
+    {"endif", {[PH] = 5}},
+    {"endforeach", {[PH] = 5}},
+    {"require_once", {[PH] = 5}},
+    {"include_once", {[PH] = 5}},
+    {"__construct", {[PH] = 6}},
+    {"array", {[PH] = 3}},
+    {"die", {[PH] = 2}},
+    {"empty", {[PH] = 1}},
+    /* shell */
+    {"fi", {[SH] = 6}},
+    {"esac", {[SH] = 6}},
+    {"done", {[SH] = 3}},
+    {"then", {[SH] = 3, [RB] = 1}},
+    {"do", {[SH] = 2, [RB] = 1}},
+    {"local", {[SH] = 3}},
+    {"shift", {[SH] = 3}},
+    {"exit", {[SH] = 2, [PH] = 1}},
+    {"trap", {[SH] = 4}},
+    {"grep", {[SH] = 4}},
+    {"sed", {[SH] = 4}},
+    {"awk", {[SH] = 4}},
+    {"xargs", {[SH] = 4}},
+    {"mkdir", {[SH] = 2}},
+    {"rm", {[SH] = 3}},
+    {"cd", {[SH] = 3}},
+    {"dirname", {[SH] = 3}},
+    {"basename", {[SH] = 2}},
+    {"eval", {[SH] = 1, [JS] = 1, [PH] = 1}},
+    {"exec", {[SH] = 2}},
+    {"source", {[SH] = 1}},
+    {"case", {[SH] = 1}},
+    /* method habits, after a dot */
+    {".length", {[JS] = 2, [TS] = 2, [JV] = 1}},
+    {".Length", {[CS] = 4}},
+    {".push", {[JS] = 2, [TS] = 2}},
+    {".prototype", {[JS] = 5}},
+    {".then", {[JS] = 3, [TS] = 3}},
+    {".forEach", {[JS] = 2, [TS] = 2, [JV] = 1}},
+    {".log", {[JS] = 2, [TS] = 2}},
+    {".toString", {[JS] = 2, [JV] = 2, [TS] = 2}},
+    {".ToString", {[CS] = 4}},
+    {".equals", {[JV] = 4}},
+    {".println", {[JV] = 4}},
+    {".Println", {[GO] = 4}},
+    {".Printf", {[GO] = 4}},
+    {".Sprintf", {[GO] = 4}},
+    {".Errorf", {[GO] = 4}},
+    {".append", {[PY] = 2, [JV] = 1}},
+    {".format", {[PY] = 3}},
+    {".items", {[PY] = 3}},
+    {".join", {[PY] = 2, [JS] = 1}},
+    {".startswith", {[PY] = 4}},
+    {".endswith", {[PY] = 4}},
+    {".strip", {[PY] = 3, [RB] = 2}},
+    {".startsWith", {[JS] = 2, [TS] = 2, [JV] = 2}},
+    {".StartsWith", {[CS] = 4}},
+};
+
+/* SQL keywords, matched case-insensitively (keys in lower case). Upper-case
+ * spelling, the SQL habit, counts double; so does `strong` lower case. */
+typedef struct sqlkw {
+    const char *s;
+    signed char w;
+    signed char strong; /* 1: rare outside SQL even in lower case */
+} sqlkw;
+
+static const sqlkw SQLKW[] = {
+    {"select", 3, 1}, {"from", 1, 0}, {"where", 2, 0}, {"insert", 3, 0}, {"into", 2, 0},
+    {"values", 2, 0}, {"update", 1, 0}, {"delete", 1, 0}, {"create", 3, 0}, {"table", 2, 0},
+    {"alter", 3, 1}, {"drop", 2, 0}, {"index", 1, 0}, {"primary", 3, 1}, {"key", 1, 0},
+    {"foreign", 3, 1}, {"references", 3, 1}, {"constraint", 3, 1}, {"unique", 1, 0},
+    {"default", 1, 0}, {"varchar", 4, 1}, {"integer", 1, 0}, {"text", 1, 0},
+    {"timestamp", 2, 0}, {"serial", 2, 0}, {"returns", 3, 1}, {"language", 2, 0},
+    {"function", 1, 0}, {"replace", 1, 0}, {"join", 2, 0}, {"inner", 3, 1}, {"outer", 2, 0},
+    {"on", 1, 0}, {"group", 2, 0}, {"order", 1, 0}, {"by", 1, 0}, {"having", 3, 1},
+    {"union", 2, 0}, {"distinct", 2, 0}, {"grant", 3, 1}, {"revoke", 3, 1}, {"schema", 2, 0},
+    {"begin", 1, 0}, {"commit", 2, 0}, {"rollback", 2, 0}, {"trigger", 3, 1},
+    {"procedure", 3, 1}, {"view", 1, 0}, {"declare", 1, 0}, {"immutable", 2, 0},
+    {"strict", 1, 0}, {"plpgsql", 5, 1}, {"cascade", 3, 1}, {"execute", 1, 0},
+    {"exists", 1, 0}, {"coalesce", 3, 1}, {"nextval", 4, 1}, {"regclass", 4, 1},
+    {"bigint", 3, 1}, {"smallint", 4, 1}, {"numeric", 2, 0}, {"sequence", 2, 0},
+    {"extension", 2, 0}, {"cast", 2, 0}, {"aggregate", 3, 1}, {"setof", 4, 1},
+    {"as", 1, 0}, {"and", 1, 0}, {"or", 1, 0}, {"not", 1, 0}, {"null", 1, 0}, {"is", 1, 0},
+    {"in", 1, 0}, {"set", 1, 0}, {"case", 1, 0}, {"when", 1, 0}, {"then", 1, 0},
+    {"else", 1, 0}, {"end", 1, 0}, {"if", 1, 0}, {"limit", 2, 0}, {"offset", 1, 0},
+    {"like", 2, 0}, {"between", 2, 0}, {"count", 1, 0}, {"sum", 1, 0}, {"asc", 2, 0},
+    {"desc", 2, 0}, {"column", 2, 0}, {"add", 1, 0}, {"comment", 1, 0}, {"owner", 1, 0},
+    {"to", 1, 0}, {"with", 1, 0}, {"returning", 3, 1}, {"truncate", 2, 0},
+    {"transaction", 2, 0}, {"parallel", 1, 0}, {"safe", 1, 0}, {"cost", 1, 0},
+    {"boolean", 1, 0}, {"char", 1, 0}, {"oid", 2, 0}, {"void", 1, 0}, {"type", 1, 0},
+    {"operator", 1, 0}, {"all", 1, 0}, {"any", 1, 0}, {"row", 1, 0}, {"rows", 1, 0},
+    {"using", 1, 0}, {"over", 2, 0}, {"partition", 2, 0}, {"temp", 1, 0}, {"temporary", 2, 0},
+    {"database", 2, 0}, {"role", 1, 0}, {"user", 1, 0}, {"privileges", 3, 1},
+};
+
+/* English function words that code rarely uses as identifiers: the
+ * evidence for GENERIC. */
+static const char *const PROSE[] = {
+    "a", "about", "an", "are", "best", "between", "can", "could", "difference", "does",
+    "how", "i", "into", "it", "its", "me", "my", "of", "our", "should", "some", "than",
+    "that", "the", "there", "to", "was", "way", "we", "what", "which", "why", "would",
+    "you", "your", "when", "only", "whether", "where", "after", "before", "given",
+};
+
+/* Features that are not single identifiers. */
+enum feat {
+    F_SHEBANG_PY, F_SHEBANG_JS, F_SHEBANG_RB, F_SHEBANG_PHP, F_SHEBANG_SH, F_PHP_OPEN,
+    F_PHP_CLOSE, F_INCLUDE_H, F_INCLUDE_STD, F_INCLUDE_HPP, F_PP, F_PP_DEFINE, F_CS_PP,
+    F_RS_ATTR, F_HASH_COMMENT, F_SLASH_COMMENT, F_BLOCK_COMMENT, F_DASH_COMMENT,
+    F_TRIPLE_QUOTE, F_FSTRING, F_CS_INTERP, F_BACKTICK, F_DQ_DOLLAR, F_DQ_HASHBRACE,
+    F_SQ_LONG, F_DOLLAR_THIS, F_DOLLAR_VAR, F_DOLLAR_ARROW, F_DOLLAR_ASSIGN, F_DOLLAR_PAREN,
+    F_DOLLAR_SPECIAL, F_SH_TEST, F_DASH_FLAG, F_SEMISEMI, F_REDIRECT, F_WALRUS, F_FAT_ARROW,
+    F_ARROW_MEMBER, F_ARROW_RET, F_COLONCOLON, F_STRICT_EQ, F_OPT_CHAIN, F_NULLISH, F_RANGE,
+    F_ELLIPSIS, F_CHAN, F_RS_MACRO, F_TS_NONNULL, F_RS_LIFETIME, F_RS_REF, F_PY_SELF_PARAM,
+    F_PY_BLOCK, F_CPP_ACCESS, F_END_SEMI, F_END_LBRACE, F_END_BARE, F_RB_END, F_SH_CLOSER,
+    F_SQL_END, F_GENERIC, F_TS_TYPE, F_PY_TYPE, F_RS_TYPE, F_RET_TYPE, F_DOT_UPPER_CALL,
+    F_DOT_LOWER_CALL, F_PHP_NS, F_CPP_REF, F_C_PTR_DECL, F_C_VOID_PARAMS, F_RB_SYMBOL,
+    F_RB_BLOCK, F_RS_CLOSURE, F_RB_IVAR, F_AT_LINE, F_CS_ATTR_LINE, F_RS_TRY, F_TS_OPTIONAL,
+    F_CS_NULLABLE, F_RB_PRED, F_HEREDOC, F_RB_HEREDOC, F_LINE_CONT, F_RS_NUM, F_C_NUM,
+    F_PHP_CONCAT_EQ, F_RB_MATCH, F_PUBLIC_FUNCTION, F_LET_MUT, F_PUB_FN, F_USING_SYSTEM,
+    F_USING_NS, F_GO_VAR_TYPE, F_GO_TYPE_DECL, F_TS_TYPE_ALIAS, F_JS_IMPORT_FROM,
+    F_PY_FROM_IMPORT, F_GO_IMPORT, F_JV_IMPORT, F_RB_CLASS_LT, F_STATIC_SCOPE, F_THIS_ARROW,
+    F_TAB_INDENT, F_TYPED_PARAM, F_ADDR_OF, F_CAMEL, F_SNAKE, F_ARROW_UPPER_CALL, F_STREAM,
+    F_CPP_NS, F_NUM
+};
+
+typedef struct feature {
+    signed char w[NLANG];
+    unsigned char cap;
+} feature;
+
+#define BRACES [C_] = 1, [CP] = 1, [JV] = 1, [CS] = 1, [GO] = 1, [RS] = 1, [JS] = 1, [TS] = 1, [PH] = 1
+
+static const feature FEATS[F_NUM] = {
+    [F_SHEBANG_PY] = {{[PY] = 20}, 1},
+    [F_SHEBANG_JS] = {{[JS] = 20}, 1},
+    [F_SHEBANG_RB] = {{[RB] = 20}, 1},
+    [F_SHEBANG_PHP] = {{[PH] = 20}, 1},
+    [F_SHEBANG_SH] = {{[SH] = 20}, 1},
+    [F_PHP_OPEN] = {{[PH] = 15}, 1},
+    [F_PHP_CLOSE] = {{[PH] = 4}, 1},
+    [F_INCLUDE_H] = {{[C_] = 5, [CP] = 3}, 3},
+    [F_INCLUDE_STD] = {{[CP] = 7, [C_] = 2}, 3},
+    [F_INCLUDE_HPP] = {{[CP] = 8, [C_] = 2}, 2},
+    [F_PP] = {{[C_] = 3, [CP] = 2, [CS] = 1}, 3},
+    [F_PP_DEFINE] = {{[C_] = 4, [CP] = 2}, 3},
+    [F_CS_PP] = {{[CS] = 6}, 2},
+    [F_RS_ATTR] = {{[RS] = 6}, 2},
+    [F_HASH_COMMENT] = {{[PY] = 2, [RB] = 2, [SH] = 2}, 2},
+    [F_SLASH_COMMENT] = {{BRACES}, 2},
+    [F_BLOCK_COMMENT] = {{[C_] = 1, [CP] = 1, [JV] = 1, [CS] = 1, [JS] = 1, [TS] = 1, [PH] = 1, [SQ] = 1}, 1},
+    [F_DASH_COMMENT] = {{[SQ] = 4}, 2},
+    [F_TRIPLE_QUOTE] = {{[PY] = 4}, 1},
+    [F_FSTRING] = {{[PY] = 3}, 2},
+    [F_CS_INTERP] = {{[CS] = 5}, 2},
+    [F_BACKTICK] = {{[JS] = 1, [TS] = 1, [GO] = 1, [SH] = 1}, 2},
+    [F_DQ_DOLLAR] = {{[SH] = 3, [PH] = 1}, 3},
+    [F_DQ_HASHBRACE] = {{[RB] = 4}, 2},
+    [F_SQ_LONG] = {{[PY] = 1, [JS] = 1, [TS] = 1, [RB] = 1, [PH] = 1, [SH] = 1, [SQ] = 2,
+                    [C_] = -2, [CP] = -2, [JV] = -3, [CS] = -3, [GO] = -3, [RS] = -2}, 3},
+    [F_DOLLAR_THIS] = {{[PH] = 6}, 2},
+    [F_DOLLAR_VAR] = {{[PH] = 2, [SH] = 2}, 4},
+    [F_DOLLAR_ARROW] = {{[PH] = 4}, 2},
+    [F_DOLLAR_ASSIGN] = {{[PH] = 3}, 2},
+    [F_DOLLAR_PAREN] = {{[SH] = 4, [JS] = 1}, 3},
+    [F_DOLLAR_SPECIAL] = {{[SH] = 4}, 2},
+    [F_SH_TEST] = {{[SH] = 4}, 2},
+    [F_DASH_FLAG] = {{[SH] = 2}, 3},
+    [F_SEMISEMI] = {{[SH] = 5}, 2},
+    [F_REDIRECT] = {{[SH] = 5}, 2},
+    [F_WALRUS] = {{[GO] = 4, [SQ] = 1}, 3},
+    [F_FAT_ARROW] = {{[JS] = 2, [TS] = 2, [CS] = 2, [PH] = 2, [RS] = 2, [RB] = 1}, 2},
+    [F_ARROW_MEMBER] = {{[C_] = 2, [CP] = 2, [PH] = 2}, 3},
+    [F_ARROW_RET] = {{[RS] = 3, [PY] = 3, [CP] = 1}, 2},
+    [F_COLONCOLON] = {{[CP] = 3, [RS] = 3, [PH] = 2, [RB] = 1, [SQ] = 1}, 3},
+    [F_STRICT_EQ] = {{[JS] = 4, [TS] = 4, [PH] = 3}, 2},
+    [F_OPT_CHAIN] = {{[JS] = 2, [TS] = 2, [CS] = 2}, 2},
+    [F_NULLISH] = {{[CS] = 2, [JS] = 1, [TS] = 1, [PH] = 2}, 2},
+    [F_RANGE] = {{[RS] = 2, [RB] = 1}, 2},
+    [F_ELLIPSIS] = {{[JS] = 1, [TS] = 1, [GO] = 1, [JV] = 1, [CP] = 1}, 2},
+    [F_CHAN] = {{[GO] = 4}, 2},
+    [F_RS_MACRO] = {{[RS] = 5}, 3},
+    [F_TS_NONNULL] = {{[TS] = 3}, 2},
+    [F_RS_LIFETIME] = {{[RS] = 6}, 2},
+    [F_RS_REF] = {{[RS] = 5}, 2},
+    [F_PY_SELF_PARAM] = {{[PY] = 5}, 2},
+    [F_PY_BLOCK] = {{[PY] = 5}, 3},
+    [F_CPP_ACCESS] = {{[CP] = 5}, 2},
+    [F_END_SEMI] = {{[C_] = 1, [CP] = 1, [JV] = 1, [CS] = 1, [PH] = 1, [RS] = 1, [SQ] = 1,
+                     [PY] = -2, [GO] = -2, [RB] = -2, [SH] = -1}, 4},
+    [F_END_LBRACE] = {{BRACES, [PY] = -2, [RB] = -1, [SQ] = -1}, 3},
+    [F_END_BARE] = {{[PY] = 1, [GO] = 1, [RB] = 1, [SH] = 1}, 4},
+    [F_RB_END] = {{[RB] = 5}, 2},
+    [F_SH_CLOSER] = {{[SH] = 5}, 2},
+    [F_SQL_END] = {{[SQ] = 3}, 1},
+    [F_GENERIC] = {{[JV] = 1, [CS] = 1, [TS] = 1, [RS] = 1, [CP] = 1}, 3},
+    [F_TS_TYPE] = {{[TS] = 4}, 3},
+    [F_PY_TYPE] = {{[PY] = 2}, 2},
+    [F_RS_TYPE] = {{[RS] = 3}, 3},
+    [F_RET_TYPE] = {{[TS] = 3, [PH] = 1}, 2},
+    [F_DOT_UPPER_CALL] = {{[CS] = 2, [GO] = 2}, 3},
+    [F_DOT_LOWER_CALL] = {{[JV] = 1, [JS] = 1, [TS] = 1, [PY] = 1}, 3},
+    [F_PHP_NS] = {{[PH] = 4}, 2},
+    [F_CPP_REF] = {{[CP] = 3}, 2},
+    [F_C_PTR_DECL] = {{[C_] = 2, [CP] = 1}, 3},
+    [F_C_VOID_PARAMS] = {{[C_] = 4}, 1},
+    [F_RB_SYMBOL] = {{[RB] = 3}, 3},
+    [F_RB_BLOCK] = {{[RB] = 5}, 2},
+    [F_RS_CLOSURE] = {{[RS] = 3}, 2},
+    [F_RB_IVAR] = {{[RB] = 3}, 3},
+    [F_AT_LINE] = {{[PY] = 1, [JV] = 1, [TS] = 1}, 2},
+    [F_CS_ATTR_LINE] = {{[CS] = 4}, 2},
+    [F_RS_TRY] = {{[RS] = 3}, 2},
+    [F_TS_OPTIONAL] = {{[TS] = 3}, 2},
+    [F_CS_NULLABLE] = {{[CS] = 2}, 2},
+    [F_RB_PRED] = {{[RB] = 4}, 2},
+    [F_HEREDOC] = {{[SH] = 3, [RB] = 1, [PH] = 1}, 1},
+    [F_RB_HEREDOC] = {{[RB] = 4}, 1},
+    [F_LINE_CONT] = {{[SH] = 1, [C_] = 1, [PY] = 1}, 2},
+    [F_RS_NUM] = {{[RS] = 4}, 2},
+    [F_C_NUM] = {{[C_] = 1, [CP] = 1, [CS] = 1, [JV] = 1}, 2},
+    [F_PHP_CONCAT_EQ] = {{[PH] = 3}, 2},
+    [F_RB_MATCH] = {{[RB] = 3}, 1},
+    [F_PUBLIC_FUNCTION] = {{[PH] = 5}, 2},
+    [F_LET_MUT] = {{[RS] = 4}, 2},
+    [F_PUB_FN] = {{[RS] = 3}, 2},
+    [F_USING_SYSTEM] = {{[CS] = 6}, 1},
+    [F_USING_NS] = {{[CP] = 6}, 1},
+    [F_GO_VAR_TYPE] = {{[GO] = 3}, 2},
+    [F_GO_TYPE_DECL] = {{[GO] = 5}, 2},
+    [F_TS_TYPE_ALIAS] = {{[TS] = 3}, 2},
+    [F_JS_IMPORT_FROM] = {{[JS] = 2, [TS] = 2}, 2},
+    [F_PY_FROM_IMPORT] = {{[PY] = 5}, 2},
+    [F_GO_IMPORT] = {{[GO] = 5}, 1},
+    [F_JV_IMPORT] = {{[JV] = 5}, 2},
+    [F_RB_CLASS_LT] = {{[RB] = 5}, 1},
+    [F_STATIC_SCOPE] = {{[PH] = 4}, 2},
+    [F_THIS_ARROW] = {{[CP] = 4}, 2},
+    [F_TAB_INDENT] = {{[GO] = 1}, 2},
+    [F_TYPED_PARAM] = {{[TS] = 3, [PY] = 1, [RS] = 1}, 3},
+    [F_ADDR_OF] = {{[C_] = 1, [CP] = 1, [GO] = 1, [RS] = 1}, 2},
+    [F_CAMEL] = {{[JV] = 1, [JS] = 1, [TS] = 1, [CS] = 1, [GO] = 1}, 3},
+    [F_SNAKE] = {{[C_] = 1, [CP] = 1, [PY] = 1, [RS] = 1, [RB] = 1, [PH] = 1, [SH] = 1, [SQ] = 1}, 3},
+    [F_ARROW_UPPER_CALL] = {{[CP] = 2}, 2},
+    [F_STREAM] = {{[CP] = 3}, 2},
+    [F_CPP_NS] = {{[CP] = 4}, 1},
+};
+
+/* ---- keyword index --------------------------------------------------------- */
+
+#define NKW (sizeof KW / sizeof *KW)
+#define NSQL (sizeof SQLKW / sizeof *SQLKW)
+#define NPROSE (sizeof PROSE / sizeof *PROSE)
+
+/* Sorted views of the tables, built once: the tables stay grouped by
+ * language for the reader, the lookups stay O(log n). */
+static uint16_t kw_order[NKW], sql_order[NSQL], prose_order[NPROSE];
+static pthread_once_t index_once = PTHREAD_ONCE_INIT;
+
+static int cmp_kw(const void *a, const void *b)
+{
+    return strcmp(KW[*(const uint16_t *)a].s, KW[*(const uint16_t *)b].s);
+}
+static int cmp_sql(const void *a, const void *b)
+{
+    return strcmp(SQLKW[*(const uint16_t *)a].s, SQLKW[*(const uint16_t *)b].s);
+}
+static int cmp_prose(const void *a, const void *b)
+{
+    return strcmp(PROSE[*(const uint16_t *)a], PROSE[*(const uint16_t *)b]);
+}
+
+static void build_index(void)
+{
+    for (size_t i = 0; i < NKW; i++)
+        kw_order[i] = (uint16_t)i;
+    for (size_t i = 0; i < NSQL; i++)
+        sql_order[i] = (uint16_t)i;
+    for (size_t i = 0; i < NPROSE; i++)
+        prose_order[i] = (uint16_t)i;
+    qsort(kw_order, NKW, sizeof *kw_order, cmp_kw);
+    qsort(sql_order, NSQL, sizeof *sql_order, cmp_sql);
+    qsort(prose_order, NPROSE, sizeof *prose_order, cmp_prose);
+}
+
+/* Compares s[0..n) with the NUL-terminated key like strcmp. */
+static int cmp_key(const char *s, size_t n, const char *key)
+{
+    size_t i = 0;
+    for (; i < n && key[i]; i++)
+        if ((unsigned char)s[i] != (unsigned char)key[i])
+            return (unsigned char)s[i] - (unsigned char)key[i];
+    return i < n ? 1 : (key[i] ? -1 : 0);
+}
+
+/* Index into the table behind order (strings reached by get), or -1. */
+#define DEFINE_FIND(fn, order, count, get)                                      \
+    static int fn(const char *s, size_t n)                                      \
+    {                                                                           \
+        size_t lo = 0, hi = count;                                              \
+        while (lo < hi) {                                                       \
+            size_t mid = (lo + hi) / 2;                                         \
+            int c = cmp_key(s, n, get(order[mid]));                             \
+            if (c == 0)                                                         \
+                return order[mid];                                              \
+            if (c < 0)                                                          \
+                hi = mid;                                                       \
+            else                                                                \
+                lo = mid + 1;                                                   \
+        }                                                                       \
+        return -1;                                                              \
+    }
+#define KW_S(i) KW[i].s
+#define SQL_S(i) SQLKW[i].s
+#define PROSE_S(i) PROSE[i]
+DEFINE_FIND(find_kw, kw_order, NKW, KW_S)
+DEFINE_FIND(find_sql, sql_order, NSQL, SQL_S)
+DEFINE_FIND(find_prose, prose_order, NPROSE, PROSE_S)
+
+/* ---- the scan --------------------------------------------------------------- */
+
+enum { KW_CAP = 3, MAX_IDENT = 40 };
+
+typedef struct scan {
+    const unsigned char *s;
+    size_t n;
+    int score[NLANG];
+    unsigned char kw_hits[NKW];
+    unsigned char sql_hits[NSQL];
+    unsigned char f_hits[F_NUM];
+    int prose;       /* English function words seen */
+    int code_punct;  /* bytes of ( ) { } [ ] ; = < > $ seen outside strings */
+    int idents;      /* identifiers seen */
+    /* the current line */
+    size_t line_start;
+    int tokens;          /* tokens on the line so far */
+    int first_kw;        /* KW index of the line's first identifier, or -1 */
+    const unsigned char *first_id; /* the line's first identifier */
+    size_t first_len;
+    int second_upper;    /* second identifier starts with a capital */
+    unsigned char last;  /* last significant byte on the line, 0 if none */
+    /* the previous token */
+    const unsigned char *prev_id;
+    size_t prev_len;
+    size_t prev_end;     /* offset just past the previous identifier */
+    unsigned char prev_punct;
+    int in_block;        /* inside a C-style block comment */
+    int in_triple;       /* inside a Python triple-quoted string: the quote */
+    int in_backtick;     /* inside a backtick string */
+    unsigned char br[32]; /* open brackets, innermost last */
+    int depth;
+} scan;
+
+/* The innermost open bracket, or 0. */
+static int inner(const scan *sc)
+{
+    return sc->depth > 0 && sc->depth <= (int)sizeof sc->br ? sc->br[sc->depth - 1] : 0;
+}
+
+static void feat(scan *sc, enum feat f)
+{
+    if (sc->f_hits[f] >= FEATS[f].cap)
+        return;
+    sc->f_hits[f]++;
+    for (int l = 0; l < NLANG; l++)
+        sc->score[l] += FEATS[f].w[l];
+}
+
+static void keyword(scan *sc, int k)
+{
+    if (k < 0 || sc->kw_hits[k] >= KW_CAP)
+        return;
+    sc->kw_hits[k]++;
+    for (int l = 0; l < NLANG; l++)
+        sc->score[l] += KW[k].w[l];
+}
+
+static int is_id_start(int c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+}
+static int is_id(int c)
+{
+    return is_id_start(c) || (c >= '0' && c <= '9');
+}
+static int is_upper(int c)
+{
+    return c >= 'A' && c <= 'Z';
+}
+static int is_space(int c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v';
+}
+
+/* Byte at i, or 0 past the end of the line (the scan never reads past n). */
+static int at(const scan *sc, size_t i, size_t eol)
+{
+    return i < eol ? sc->s[i] : 0;
+}
+
+/* Offset of the next non-blank byte at or after i on the line. */
+static size_t skip_sp(const scan *sc, size_t i, size_t eol)
+{
+    while (i < eol && is_space(sc->s[i]))
+        i++;
+    return i;
+}
+
+/* Length of the identifier at i (0 if none). */
+static size_t id_len(const scan *sc, size_t i, size_t eol)
+{
+    size_t j = i;
+    if (j < eol && is_id_start(sc->s[j]))
+        while (j < eol && is_id(sc->s[j]))
+            j++;
+    return j - i;
+}
+
+/* Looks up "." or "@" + identifier in the keyword table. */
+static void prefixed_keyword(scan *sc, char prefix, const unsigned char *id, size_t n)
+{
+    char buf[MAX_IDENT + 2];
+    if (n == 0 || n > MAX_IDENT)
+        return;
+    buf[0] = prefix;
+    memcpy(buf + 1, id, n);
+    keyword(sc, find_kw(buf, n + 1));
+}
+
+static int id_is(const unsigned char *id, size_t n, const char *lit)
+{
+    return id && cmp_key((const char *)id, n, lit) == 0;
+}
+
+/* The shebang's interpreter, e.g. "#!/usr/bin/env python3" -> python. */
+static void shebang(scan *sc, size_t i, size_t eol)
+{
+    size_t last_word = i, j = i;
+    /* The interpreter is the last path word before any argument, or the
+     * word after `env`. */
+    while (j < eol && !is_space(sc->s[j])) {
+        if (sc->s[j] == '/')
+            last_word = j + 1;
+        j++;
+    }
+    size_t w = last_word, wn = j - last_word;
+    if (id_is(sc->s + w, wn, "env")) {
+        w = skip_sp(sc, j, eol);
+        if (at(sc, w, eol) == '-') { /* env -S */
+            while (w < eol && !is_space(sc->s[w]))
+                w++;
+            w = skip_sp(sc, w, eol);
+        }
+        wn = 0;
+        while (w + wn < eol && !is_space(sc->s[w + wn]))
+            wn++;
+    }
+    const char *p = (const char *)sc->s + w;
+    if (wn >= 6 && memcmp(p, "python", 6) == 0)
+        feat(sc, F_SHEBANG_PY);
+    else if ((wn >= 4 && memcmp(p, "node", 4) == 0) || (wn >= 4 && memcmp(p, "deno", 4) == 0))
+        feat(sc, F_SHEBANG_JS);
+    else if (wn >= 4 && memcmp(p, "ruby", 4) == 0)
+        feat(sc, F_SHEBANG_RB);
+    else if (wn >= 3 && memcmp(p, "php", 3) == 0)
+        feat(sc, F_SHEBANG_PHP);
+    else if ((wn == 2 && memcmp(p, "sh", 2) == 0) || (wn >= 4 && memcmp(p, "bash", 4) == 0) ||
+             (wn == 4 && memcmp(p, "dash", 4) == 0) || (wn >= 3 && memcmp(p, "zsh", 3) == 0) ||
+             (wn >= 3 && memcmp(p, "ksh", 3) == 0))
+        feat(sc, F_SHEBANG_SH);
+}
+
+/* A preprocessor-looking line "#word ...". Returns 1 if it was one. */
+static int preprocessor(scan *sc, size_t i, size_t eol)
+{
+    size_t j = skip_sp(sc, i + 1, eol);
+    int spaced = j > i + 1;
+    size_t n = id_len(sc, j, eol);
+    const unsigned char *w = sc->s + j;
+    if (n == 0)
+        return 0;
+    if (id_is(w, n, "include") || id_is(w, n, "import")) {
+        size_t k = skip_sp(sc, j + n, eol);
+        int open = at(sc, k, eol);
+        if (open != '<' && open != '"')
+            return 0;
+        size_t e = k + 1;
+        int dot = 0;
+        while (e < eol && sc->s[e] != '>' && sc->s[e] != '"')
+            if (sc->s[e++] == '.')
+                dot = (int)(e - k);
+        if (!dot)
+            feat(sc, F_INCLUDE_STD);
+        else if (e - (k + (size_t)dot) == 1 && sc->s[k + dot] == 'h')
+            feat(sc, F_INCLUDE_H);
+        else
+            feat(sc, F_INCLUDE_HPP);
+        return 1;
+    }
+    if (id_is(w, n, "region") || id_is(w, n, "endregion") || id_is(w, n, "nullable")) {
+        feat(sc, F_CS_PP);
+        return 1;
+    }
+    /* Spaced forms ("#  ifdef") are C; "# if the..." is a Python comment. */
+    if (id_is(w, n, "ifdef") || id_is(w, n, "ifndef") || id_is(w, n, "endif") ||
+        id_is(w, n, "undef") || id_is(w, n, "pragma")) {
+        feat(sc, F_PP);
+        return 1;
+    }
+    if (spaced)
+        return 0;
+    if (id_is(w, n, "define")) {
+        feat(sc, F_PP_DEFINE);
+        return 1;
+    }
+    if (id_is(w, n, "if") || id_is(w, n, "else") || id_is(w, n, "elif") ||
+        id_is(w, n, "error") || id_is(w, n, "warning") || id_is(w, n, "line")) {
+        size_t k = j + n;
+        if (k == eol || is_space(sc->s[k])) {
+            feat(sc, F_PP);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Scans a quoted string starting at i (the quote); returns the offset after
+ * it, or i + 1 if it does not close on this line. Looks inside double
+ * quotes for interpolation, the one part of a string that is code. */
+static size_t string_lit(scan *sc, size_t i, size_t eol)
+{
+    unsigned char q = sc->s[i];
+    size_t j = i + 1;
+    int dollar = 0, hashbrace = 0, brace = 0;
+    while (j < eol && sc->s[j] != q) {
+        if (sc->s[j] == '\\' && j + 1 < eol) {
+            j += 2;
+            continue;
+        }
+        if (q == '"') {
+            int c = sc->s[j], d = at(sc, j + 1, eol);
+            if (c == '$' && (is_id_start(d) || d == '{' || d == '(' || (d >= '0' && d <= '9') || d == '@'))
+                dollar = 1;
+            else if (c == '#' && d == '{')
+                hashbrace = 1;
+            else if (c == '{' && (is_id_start(d) || d == '}'))
+                brace = 1;
+        }
+        j++;
+    }
+    if (j >= eol)
+        return i + 1;
+    /* The prefix letter, if any, was the previous identifier right before
+     * the quote: f"..." (Python), $"..." (C#). */
+    int fprefix = sc->prev_id && sc->prev_end == i &&
+                  (id_is(sc->prev_id, sc->prev_len, "f") || id_is(sc->prev_id, sc->prev_len, "rf") ||
+                   id_is(sc->prev_id, sc->prev_len, "fr"));
+    if (fprefix && brace)
+        feat(sc, F_FSTRING);
+    else if (i > 0 && sc->s[i - 1] == '$' && q == '"')
+        feat(sc, F_CS_INTERP);
+    else if (dollar)
+        feat(sc, F_DQ_DOLLAR);
+    if (hashbrace)
+        feat(sc, F_DQ_HASHBRACE);
+    if (q == '\'') {
+        size_t len = j - i - 1;
+        if (len > 1 && !(len == 2 && sc->s[i + 1] == '\\') && !(sc->s[i + 1] == '\\' && len <= 6))
+            feat(sc, F_SQ_LONG);
+    }
+    return j + 1;
+}
+
+/* The type word after "name:" or "):". */
+static void type_after_colon(scan *sc, size_t j, size_t eol, int after_paren)
+{
+    j = skip_sp(sc, j, eol);
+    if (at(sc, j, eol) == '&') {
+        feat(sc, F_RS_TYPE);
+        return;
+    }
+    size_t n = id_len(sc, j, eol);
+    if (!n)
+        return;
+    const unsigned char *w = sc->s + j;
+    static const char *const ts[] = {"string", "number", "boolean", "any", "void", "unknown",
+                                     "never", "undefined", "object", "symbol", "bigint", "Promise",
+                                     "Record", "Partial", "Array", "readonly"};
+    static const char *const py[] = {"str", "int", "float", "bool", "bytes", "list", "dict",
+                                     "tuple", "Optional", "List", "Dict", "Any", "Callable",
+                                     "Union", "Iterable", "Sequence", "Tuple", "Iterator", "set"};
+    static const char *const rs[] = {"u8", "u16", "u32", "u64", "u128", "usize", "i8", "i16",
+                                     "i32", "i64", "i128", "isize", "f32", "f64", "Self",
+                                     "Vec", "Option", "Result", "Box", "impl", "char", "Rc", "Arc"};
+    for (size_t k = 0; k < sizeof ts / sizeof *ts; k++)
+        if (id_is(w, n, ts[k])) {
+            feat(sc, after_paren ? F_RET_TYPE : F_TS_TYPE);
+            return;
+        }
+    if (after_paren) {
+        if (is_upper(w[0]))
+            feat(sc, F_RET_TYPE);
+        return;
+    }
+    for (size_t k = 0; k < sizeof py / sizeof *py; k++)
+        if (id_is(w, n, py[k])) {
+            feat(sc, F_PY_TYPE);
+            return;
+        }
+    for (size_t k = 0; k < sizeof rs / sizeof *rs; k++)
+        if (id_is(w, n, rs[k])) {
+            feat(sc, F_RS_TYPE);
+            return;
+        }
+    /* "(name: Type": an annotated parameter, which JavaScript lacks. */
+    if (is_upper(w[0]) && inner(sc) == '(')
+        feat(sc, F_TYPED_PARAM);
+}
+
+/* Everything about one identifier at i (length n), with its neighbours. */
+static void identifier(scan *sc, size_t i, size_t n, size_t eol)
+{
+    const unsigned char *w = sc->s + i;
+    int prev_dot = i > 0 && sc->s[i - 1] == '.' && !(i > 1 && sc->s[i - 2] == '.');
+    size_t after = i + n;
+    int next = at(sc, after, eol);
+    size_t nx = skip_sp(sc, after, eol);
+    int next_ns = at(sc, nx, eol); /* next non-space */
+
+    sc->idents++;
+    if (n <= MAX_IDENT) {
+        if (prev_dot) {
+            if (!(is_upper(w[0]) && next == '('))
+                prefixed_keyword(sc, '.', w, n);
+
+            if (next == '(')
+                feat(sc, is_upper(w[0]) ? F_DOT_UPPER_CALL : F_DOT_LOWER_CALL);
+            if (next == '?' && (after + 1 >= eol || is_space(sc->s[after + 1]) ||
+                                sc->s[after + 1] == ')'))
+                feat(sc, F_RB_PRED);
+        } else {
+            int k = find_kw((const char *)w, n);
+            keyword(sc, k);
+        }
+        /* SQL words, case-insensitively; upper case is the SQL habit. */
+        char low[MAX_IDENT + 1];
+        int upper = 1;
+        for (size_t k = 0; k < n; k++) {
+            low[k] = (char)ascii_lower(w[k]);
+            if (w[k] >= 'a' && w[k] <= 'z')
+                upper = 0;
+        }
+        int q = find_sql(low, n);
+        if (q >= 0 && sc->sql_hits[q] < KW_CAP) {
+            int weight = upper && n > 1 ? SQLKW[q].w * 2 : (SQLKW[q].strong ? SQLKW[q].w : 0);
+            if (weight) {
+                sc->sql_hits[q]++;
+                sc->score[SQ] += weight;
+            }
+        }
+        if (!prev_dot && find_prose(low, n) >= 0 && (!upper || n == 1) &&
+            !(is_upper(w[0]) && n > 1 && sc->tokens > 0))
+            sc->prose++;
+    }
+
+    /* Naming habits: camelCase (Java, JS, C#, Go) against snake_case. */
+    if (w[0] >= 'a' && w[0] <= 'z' && n >= 4) {
+        int up = 0, us = 0;
+        for (size_t k = 1; k < n; k++) {
+            up |= is_upper(w[k]);
+            us |= w[k] == '_' && k + 1 < n;
+        }
+        if (up && !us)
+            feat(sc, F_CAMEL);
+        else if (us && !up)
+            feat(sc, F_SNAKE);
+    }
+    if (next == '(' && is_upper(w[0]) && i > 1 && sc->s[i - 1] == '>' && sc->s[i - 2] == '-')
+        feat(sc, F_ARROW_UPPER_CALL);
+
+    /* identifier followed by ... */
+    if (next == '!' && (at(sc, after + 1, eol) == '(' || at(sc, after + 1, eol) == '[' ||
+                        (at(sc, after + 1, eol) == ' ' && at(sc, after + 2, eol) == '{')))
+        feat(sc, F_RS_MACRO);
+    else if (next == '!' && at(sc, after + 1, eol) == '.')
+        feat(sc, F_TS_NONNULL);
+    if (next == '<' && (is_id_start(at(sc, after + 1, eol)) || at(sc, after + 1, eol) == '\'')) {
+        /* "Foo<T" or "vector<int>": a type argument list, not "i<n". */
+        size_t k = after + 1 + (at(sc, after + 1, eol) == '\'');
+        size_t m = id_len(sc, k, eol);
+        int e = at(sc, k + m, eol);
+        if (is_upper(w[0]) || is_upper(at(sc, k, eol)) || e == '>' || e == ',' || e == '<' ||
+            (e == ':' && at(sc, k + m + 1, eol) == ':') || e == '*')
+            feat(sc, F_GENERIC);
+    }
+    if (next == '&' && at(sc, after + 1, eol) != '&' && at(sc, after + 1, eol) != '=' &&
+        (at(sc, after + 1, eol) == ' ' || at(sc, after + 1, eol) == ')' || at(sc, after + 1, eol) == ','))
+        feat(sc, F_CPP_REF);
+    if (next == '?' && at(sc, after + 1, eol) == ':')
+        feat(sc, F_TS_OPTIONAL);
+    if (next == '?' && at(sc, after + 1, eol) == ' ' && is_id_start(at(sc, after + 2, eol)) &&
+        (is_upper(w[0]) || id_is(w, n, "int") || id_is(w, n, "bool") || id_is(w, n, "string") ||
+         id_is(w, n, "long") || id_is(w, n, "double")))
+        feat(sc, F_CS_NULLABLE);
+
+    /* ... and the identifier before it */
+    const unsigned char *p = sc->prev_id;
+    size_t pn = sc->prev_len;
+    if (p && sc->prev_punct == 0) {
+        if (id_is(p, pn, "public") && id_is(w, n, "function"))
+            feat(sc, F_PUBLIC_FUNCTION);
+        else if (id_is(p, pn, "let") && id_is(w, n, "mut"))
+            feat(sc, F_LET_MUT);
+        else if (id_is(p, pn, "pub") && (id_is(w, n, "fn") || id_is(w, n, "struct") || id_is(w, n, "enum")))
+            feat(sc, F_PUB_FN);
+        else if (id_is(p, pn, "using") && id_is(w, n, "System"))
+            feat(sc, F_USING_SYSTEM);
+        else if (id_is(p, pn, "using") && id_is(w, n, "namespace"))
+            feat(sc, F_USING_NS);
+        else if (id_is(p, pn, "namespace") && w[0] >= 'a' && w[0] <= 'z')
+            feat(sc, F_CPP_NS);
+        else if (id_is(p, pn, "import") && (id_is(w, n, "java") || id_is(w, n, "javax") || id_is(w, n, "static")))
+            feat(sc, F_JV_IMPORT);
+    }
+    /* Go: "type Name struct|interface", "var name Type". */
+    if (sc->tokens == 2 && sc->first_id && id_is(sc->first_id, sc->first_len, "type") &&
+        (id_is(w, n, "struct") || id_is(w, n, "interface") || id_is(w, n, "func")))
+        feat(sc, F_GO_TYPE_DECL);
+    if (sc->tokens == 2 && sc->first_id && id_is(sc->first_id, sc->first_len, "var") &&
+        sc->prev_punct == 0 && (next == 0 || next == ' ') && next_ns != '=' && next_ns != ':' &&
+        next_ns != ';')
+        feat(sc, F_GO_VAR_TYPE);
+    /* Ruby: "class Name < Base". */
+    if (sc->tokens == 2 && sc->first_id && id_is(sc->first_id, sc->first_len, "class") &&
+        next_ns == '<' && at(sc, nx + 1, eol) == ' ')
+        feat(sc, F_RB_CLASS_LT);
+    /* TypeScript: "type Name = ...", also after "export". */
+    if (sc->prev_id && id_is(sc->prev_id, sc->prev_len, "type") && sc->prev_punct == 0 &&
+        is_upper(w[0]) && (next_ns == '=' || next_ns == '<') && at(sc, nx + 1, eol) != '=')
+        feat(sc, F_TS_TYPE_ALIAS);
+    /* Imports: "from x import y" (Python), "import x from 'y'" (JS/TS). */
+    if (id_is(w, n, "import") && sc->first_id && id_is(sc->first_id, sc->first_len, "from") && sc->tokens >= 2)
+        feat(sc, F_PY_FROM_IMPORT);
+    if (id_is(w, n, "from") && sc->first_id && (id_is(sc->first_id, sc->first_len, "import") ||
+                                               id_is(sc->first_id, sc->first_len, "export")) &&
+        (next_ns == '\'' || next_ns == '"'))
+        feat(sc, F_JS_IMPORT_FROM);
+    if (id_is(w, n, "import") && sc->tokens == 0 && (next_ns == '(' || next_ns == '"'))
+        feat(sc, F_GO_IMPORT);
+    /* "(self," / "(self)": Python's explicit receiver. */
+    if (id_is(w, n, "self") && i > 0 && sc->s[i - 1] == '(' && (next == ',' || next == ')'))
+        feat(sc, F_PY_SELF_PARAM);
+    /* "&self", "&mut": Rust borrows. */
+    if (i > 0 && sc->s[i - 1] == '&' && (id_is(w, n, "self") || id_is(w, n, "mut") || id_is(w, n, "str")))
+        feat(sc, F_RS_REF);
+    /* "this->" (C++); "self::" "static::" "parent::" (PHP). */
+    if (id_is(w, n, "this") && next == '-' && at(sc, after + 1, eol) == '>')
+        feat(sc, F_THIS_ARROW);
+    if ((id_is(w, n, "self") || id_is(w, n, "static") || id_is(w, n, "parent")) && next == ':' &&
+        at(sc, after + 1, eol) == ':')
+        feat(sc, F_STATIC_SCOPE);
+    /* Ruby block "do |x|". */
+    if (id_is(w, n, "do") && next_ns == '|')
+        feat(sc, F_RB_BLOCK);
+    /* "(void)" parameter lists are C. */
+    if (id_is(w, n, "void") && i > 0 && sc->s[i - 1] == '(' && next == ')')
+        feat(sc, F_C_VOID_PARAMS);
+
+    if (sc->tokens == 0) {
+        sc->first_kw = n <= MAX_IDENT ? find_kw((const char *)w, n) : -1;
+        sc->first_id = w;
+        sc->first_len = n;
+    } else if (sc->tokens == 1) {
+        sc->second_upper = is_upper(w[0]);
+    }
+    sc->prev_id = w;
+    sc->prev_len = n;
+    sc->prev_end = after;
+    sc->prev_punct = 0;
+    sc->tokens++;
+    sc->last = w[n - 1];
+}
+
+/* What one finished line says by its shape. */
+static void end_line(scan *sc, size_t eol)
+{
+    (void)eol;
+    if (sc->tokens == 0 && sc->last == 0)
+        return;
+    const unsigned char *f = sc->first_id;
+    size_t fn = sc->first_len;
+    int only = sc->tokens == 1 && f && sc->last == f[fn - 1];
+    switch (sc->last) {
+    case ';':
+        feat(sc, F_END_SEMI);
+        break;
+    case '{':
+        feat(sc, F_END_LBRACE);
+        break;
+    case ':':
+        if (f && (id_is(f, fn, "def") || id_is(f, fn, "class") || id_is(f, fn, "if") ||
+                  id_is(f, fn, "elif") || id_is(f, fn, "else") || id_is(f, fn, "for") ||
+                  id_is(f, fn, "while") || id_is(f, fn, "try") || id_is(f, fn, "except") ||
+                  id_is(f, fn, "finally") || id_is(f, fn, "with") || id_is(f, fn, "async")) &&
+            !(sc->tokens == 1 && (id_is(f, fn, "if") || id_is(f, fn, "for"))))
+            feat(sc, F_PY_BLOCK);
+        else if (sc->tokens == 2 && (id_is(f, fn, "public") || id_is(f, fn, "private") ||
+                                     id_is(f, fn, "protected")))
+            feat(sc, F_CPP_ACCESS);
+        break;
+    default:
+        if (only && id_is(f, fn, "end"))
+            feat(sc, F_RB_END);
+        else if (only && (id_is(f, fn, "fi") || id_is(f, fn, "done") || id_is(f, fn, "esac")))
+            feat(sc, F_SH_CLOSER);
+        else if (is_id(sc->last) || sc->last == ')' || sc->last == ']' || sc->last == '"' ||
+                 sc->last == '\'')
+            feat(sc, F_END_BARE);
+        break;
+    }
+}
+
+/* The last non-blank byte of the line before offset i, or 0. */
+static unsigned char last_before(const scan *sc, size_t i)
+{
+    while (i > sc->line_start && is_space(sc->s[i - 1]))
+        i--;
+    return i > sc->line_start ? sc->s[i - 1] : 0;
+}
+
+/* Scans one line [i, eol). */
+static void scan_line(scan *sc, size_t i, size_t eol)
+{
+    sc->tokens = 0;
+    sc->first_kw = -1;
+    sc->first_id = NULL;
+    sc->first_len = 0;
+    sc->second_upper = 0;
+    sc->last = 0;
+    sc->prev_id = NULL;
+    sc->prev_punct = 0;
+
+    /* Continue a construct left open by an earlier line. */
+    if (sc->in_block) {
+        while (i + 1 < eol && !(sc->s[i] == '*' && sc->s[i + 1] == '/'))
+            i++;
+        if (i + 1 >= eol)
+            return;
+        sc->in_block = 0;
+        i += 2;
+    } else if (sc->in_triple) {
+        while (i + 2 < eol && !(sc->s[i] == sc->in_triple && sc->s[i + 1] == sc->in_triple &&
+                                sc->s[i + 2] == sc->in_triple))
+            i++;
+        if (i + 2 >= eol)
+            return;
+        sc->in_triple = 0;
+        i += 3;
+    } else if (sc->in_backtick) {
+        while (i < eol && sc->s[i] != '`')
+            i++;
+        if (i >= eol)
+            return;
+        sc->in_backtick = 0;
+        i++;
+    }
+
+    size_t indent_start = i;
+    i = skip_sp(sc, i, eol);
+    if (i >= eol)
+        return;
+    if (i > indent_start && sc->s[indent_start] == '\t' && i == sc->line_start + (i - indent_start))
+        feat(sc, F_TAB_INDENT);
+
+    /* Line-start forms. */
+    int c = sc->s[i], d = at(sc, i + 1, eol);
+    if (c == '#') {
+        if (d == '!' && at(sc, i + 2, eol) == '[') {
+            feat(sc, F_RS_ATTR);
+            return;
+        }
+        if (d == '!') {
+            shebang(sc, i + 2, eol);
+            return;
+        }
+        if (d == '[') {
+            feat(sc, F_RS_ATTR);
+            return;
+        }
+        if (preprocessor(sc, i, eol))
+            return;
+        feat(sc, F_HASH_COMMENT);
+        return;
+    }
+    if (c == '*' && (d == ' ' || d == '/' || d == 0 || d == '\t' || d == '*'))
+        return; /* the middle or end of a block comment begun before the text */
+    if (c == '-' && d == '-' && (at(sc, i + 2, eol) == ' ' || at(sc, i + 2, eol) == 0 ||
+                                 at(sc, i + 2, eol) == '-')) {
+        feat(sc, F_DASH_COMMENT);
+        return;
+    }
+    if (c == '=' && eol - i >= 6 && memcmp(sc->s + i, "=begin", 6) == 0) {
+        feat(sc, F_RB_HEREDOC);
+        return;
+    }
+    if (c == '[' && is_upper(d)) {
+        /* "[Attribute(...)]" alone on a line: C# attributes. */
+        size_t e = eol;
+        while (e > i && is_space(sc->s[e - 1]))
+            e--;
+        if (sc->s[e - 1] == ']')
+            feat(sc, F_CS_ATTR_LINE);
+    }
+    if (c == '@' && is_id_start(d)) {
+        size_t n = id_len(sc, i + 1, eol);
+        size_t k = skip_sp(sc, i + 1 + n, eol);
+        if (at(sc, k, eol) == '=' && at(sc, k + 1, eol) != '=') {
+            feat(sc, F_RB_IVAR);
+        } else {
+            feat(sc, F_AT_LINE);
+            prefixed_keyword(sc, '@', sc->s + i + 1, n);
+        }
+        i = i + 1 + n;
+        sc->tokens++;
+        sc->last = sc->s[i - 1];
+    }
+
+    while (i < eol) {
+        c = sc->s[i];
+        d = at(sc, i + 1, eol);
+        if (is_space(c)) {
+            i++;
+            continue;
+        }
+        if (is_id_start(c)) {
+            size_t n = id_len(sc, i, eol);
+            identifier(sc, i, n, eol);
+            i += n;
+            continue;
+        }
+        if (c >= '0' && c <= '9') {
+            size_t j = i;
+            while (j < eol && (is_id(sc->s[j]) || (sc->s[j] == '.' && at(sc, j + 1, eol) != '.')))
+                j++;
+            const unsigned char *e = sc->s + j;
+            size_t len = j - i;
+            if (len > 2 && (e[-2] == 'u' || e[-2] == 'i' || e[-3] == 'u' || e[-3] == 'i' ||
+                            e[-3] == 'f' || (len > 5 && memcmp(e - 5, "usize", 5) == 0)) &&
+                (e[-1] >= '0' && e[-1] <= '9') && !(sc->s[i] == '0' && (d == 'x' || d == 'X')))
+                feat(sc, F_RS_NUM);
+            else if (len > 1 && (e[-1] == 'L' || e[-1] == 'U' || e[-1] == 'f' || e[-1] == 'u') &&
+                     !(sc->s[i] == '0' && (d == 'x' || d == 'X')))
+                feat(sc, F_C_NUM);
+            sc->tokens++;
+            sc->last = '0';
+            sc->prev_id = NULL;
+            i = j;
+            continue;
+        }
+        if (c >= 0x80 || c < 0x20) { /* non-ASCII letters, control bytes, NUL */
+            i++;
+            continue;
+        }
+        sc->tokens++;
+        sc->last = (unsigned char)c;
+        sc->prev_punct = (unsigned char)c;
+        size_t next = i + 1;
+        switch (c) {
+        case '/':
+            if (d == '/') {
+                feat(sc, F_SLASH_COMMENT);
+                sc->tokens--;
+                sc->last = last_before(sc, i); /* the line's shape is the code before it */
+                return;
+            }
+            if (d == '*') {
+                feat(sc, F_BLOCK_COMMENT);
+                size_t j = i + 2;
+                while (j + 1 < eol && !(sc->s[j] == '*' && sc->s[j + 1] == '/'))
+                    j++;
+                sc->tokens--;
+                sc->last = last_before(sc, i);
+                if (j + 1 >= eol) {
+                    sc->in_block = 1;
+                    return;
+                }
+                next = j + 2;
+            }
+            break;
+        case '#': {
+            /* Mid-line: a comment after code in Python, Ruby, shell; the
+             * rest is English. */
+            if (i > 0 && is_space(sc->s[i - 1]) && (d == ' ' || d == 0 || d == '#' || d == '!')) {
+                feat(sc, F_HASH_COMMENT);
+                sc->tokens--;
+                sc->last = last_before(sc, i);
+                return;
+            }
+            break;
+        }
+        case '"':
+        case '\'':
+            if (d == c && at(sc, i + 2, eol) == c) {
+                feat(sc, F_TRIPLE_QUOTE);
+                size_t j = i + 3;
+                while (j + 2 < eol && !(sc->s[j] == c && sc->s[j + 1] == c && sc->s[j + 2] == c))
+                    j++;
+                if (j + 2 >= eol) {
+                    sc->in_triple = c;
+                    return;
+                }
+                next = j + 3;
+                break;
+            }
+            if (c == '\'' && is_id_start(d) && i > 0 &&
+                (sc->s[i - 1] == '&' || sc->s[i - 1] == '<' ||
+                 (sc->s[i - 1] == ' ' && i > 1 && sc->s[i - 2] == ','))) {
+                size_t n = id_len(sc, i + 1, eol);
+                if (at(sc, i + 1 + n, eol) != '\'') {
+                    feat(sc, F_RS_LIFETIME);
+                    next = i + 1 + n;
+                    break;
+                }
+            }
+            next = string_lit(sc, i, eol);
+            if (next == i + 1 && c == '"')
+                next = eol; /* unclosed: a multi-line string's first line */
+            break;
+        case '`': {
+            feat(sc, F_BACKTICK);
+            size_t j = i + 1;
+            while (j < eol && sc->s[j] != '`')
+                j++;
+            if (j >= eol) {
+                /* Close it on a later line only if one exists in the text. */
+                size_t k = eol;
+                while (k < sc->n && sc->s[k] != '`')
+                    k++;
+                if (k < sc->n)
+                    sc->in_backtick = 1;
+                return;
+            }
+            next = j + 1;
+            break;
+        }
+        case '$': {
+            size_t n = id_len(sc, i + 1, eol);
+            if (n) {
+                const unsigned char *w = sc->s + i + 1;
+                size_t k = skip_sp(sc, i + 1 + n, eol);
+                if (id_is(w, n, "this"))
+                    feat(sc, F_DOLLAR_THIS);
+                else
+                    feat(sc, F_DOLLAR_VAR);
+                if (at(sc, i + 1 + n, eol) == '-' && at(sc, i + 2 + n, eol) == '>')
+                    feat(sc, F_DOLLAR_ARROW);
+                else if (k > i + 1 + n && at(sc, k, eol) == '=' && at(sc, k + 1, eol) != '=')
+                    feat(sc, F_DOLLAR_ASSIGN);
+                next = i + 1 + n;
+                sc->last = 'a';
+            } else if (d == '(' || d == '{') {
+                feat(sc, F_DOLLAR_PAREN);
+            } else if ((d >= '0' && d <= '9') || d == '@' || d == '#' || d == '?' || d == '*' ||
+                       d == '$' || d == '!') {
+                feat(sc, F_DOLLAR_SPECIAL);
+                next = i + 2;
+            } else if (d == '"') {
+                /* C# $"...": leave the quote to the string scan. */
+            }
+            break;
+        }
+        case '@':
+            if (is_id_start(d)) {
+                size_t n = id_len(sc, i + 1, eol);
+                if (i > 0 && (sc->s[i - 1] == '@' || sc->s[i - 1] == '(' || sc->s[i - 1] == ' ' ||
+                              sc->s[i - 1] == '.' || sc->s[i - 1] == '['))
+                    feat(sc, F_RB_IVAR);
+                next = i + 1 + n;
+                sc->last = 'a';
+            }
+            break;
+        case '<':
+            if (d == '?' && eol - i >= 5 && memcmp(sc->s + i, "<?php", 5) == 0) {
+                feat(sc, F_PHP_OPEN);
+                next = i + 5;
+            } else if (d == '?' && at(sc, i + 2, eol) == '=') {
+                feat(sc, F_PHP_OPEN);
+                next = i + 3;
+            } else if (d == '-' && at(sc, i + 2, eol) != '-' && i > 0 &&
+                       (sc->s[i - 1] == ' ' || sc->s[i - 1] == '(') && at(sc, i + 2, eol) != '>') {
+                feat(sc, F_CHAN);
+                next = i + 2;
+            } else if (d == '<') {
+                int e = at(sc, i + 2, eol);
+                size_t k = i + 2;
+                if (e == '~') {
+                    feat(sc, F_RB_HEREDOC);
+                } else if (e == '<') {
+                    feat(sc, F_HEREDOC); /* PHP <<< */
+                    next = i + 3;
+                } else {
+                    /* "<< EOF" starts a here-document; "<< \"text\"" and
+                     * "<< std::" write to a C++ stream. */
+                    if (e == '-')
+                        k++;
+                    k = skip_sp(sc, k, eol);
+                    int quoted = at(sc, k, eol) == '\'' || at(sc, k, eol) == '"';
+                    k += (size_t)quoted;
+                    size_t m = id_len(sc, k, eol);
+                    if (is_upper(at(sc, k, eol)) && is_upper(at(sc, k + 1, eol)))
+                        feat(sc, F_HEREDOC);
+                    else if (k > i + 2 && (quoted || id_is(sc->s + k, m, "std") || id_is(sc->s + k, m, "endl")))
+                        feat(sc, F_STREAM);
+                    next = i + 2;
+                }
+            }
+            break;
+        case '-':
+            if (d == '>') {
+                if (at(sc, i + 2, eol) == ' ')
+                    feat(sc, F_ARROW_RET);
+                else if (is_id_start(at(sc, i + 2, eol)))
+                    feat(sc, F_ARROW_MEMBER);
+                next = i + 2;
+            } else if (d == '-' && i > 0 && is_space(sc->s[i - 1]) &&
+                       (at(sc, i + 2, eol) == ' ' || at(sc, i + 2, eol) == 0)) {
+                feat(sc, F_DASH_COMMENT);
+                sc->tokens--;
+                sc->last = last_before(sc, i);
+                return;
+            } else if ((d == '-' || is_id_start(d)) && i > 0 && is_space(sc->s[i - 1])) {
+                /* "-x" / "--long" after a space: a command-line flag,
+                 * unless it is arithmetic on an identifier ("a -b" is rare). */
+                size_t k = i + 1 + (d == '-');
+                size_t n = id_len(sc, k, eol);
+                int e = at(sc, k + n, eol);
+                if (n && n <= 20 && (e == ' ' || e == 0 || e == '=' || e == '-' || e == '"' || e == ';'))
+                    feat(sc, F_DASH_FLAG);
+                next = k;
+            }
+            break;
+        case '=':
+            if (d == '>') {
+                feat(sc, F_FAT_ARROW);
+                next = i + 2;
+            } else if (d == '=' && at(sc, i + 2, eol) == '=') {
+                feat(sc, F_STRICT_EQ);
+                next = i + 3;
+            } else if (d == '~') {
+                feat(sc, F_RB_MATCH);
+                next = i + 2;
+            } else if (d == '=') {
+                next = i + 2;
+            }
+            break;
+        case '!':
+            if (d == '=' && at(sc, i + 2, eol) == '=') {
+                feat(sc, F_STRICT_EQ);
+                next = i + 3;
+            }
+            break;
+        case ':':
+            if (d == ':') {
+                feat(sc, F_COLONCOLON);
+                if (sc->prev_id && sc->prev_end == i && id_is(sc->prev_id, sc->prev_len, "std"))
+                    feat(sc, F_INCLUDE_STD);
+                next = i + 2;
+                sc->prev_punct = 0; /* keep prev_id for "X::y" chains */
+            } else if (d == '=') {
+                feat(sc, F_WALRUS);
+                next = i + 2;
+            } else if (is_id_start(d) && i > 0 &&
+                       (sc->s[i - 1] == ' ' || sc->s[i - 1] == '(' || sc->s[i - 1] == ',')) {
+                feat(sc, F_RB_SYMBOL);
+            } else if (i > 0 && sc->s[i - 1] == ')' && d == ' ') {
+                type_after_colon(sc, i + 1, eol, 1);
+            } else if (sc->prev_id && d == ' ' &&
+                       (sc->prev_end == i || (sc->prev_end + 1 == i && sc->s[i - 1] == '?'))) {
+                type_after_colon(sc, i + 1, eol, 0);
+            }
+            break;
+        case '?':
+            if (d == '.') {
+                feat(sc, F_OPT_CHAIN);
+                next = i + 2;
+            } else if (d == '?') {
+                feat(sc, F_NULLISH);
+                next = i + 2;
+            } else if (d == '>') {
+                feat(sc, F_PHP_CLOSE);
+                next = i + 2;
+            } else if (i > 0 && sc->s[i - 1] == ')' && (d == ';' || d == '.' || d == ')' || d == ',' || d == 0)) {
+                feat(sc, F_RS_TRY);
+            }
+            break;
+        case '.':
+            if (d == '.' && at(sc, i + 2, eol) == '.') {
+                feat(sc, F_ELLIPSIS);
+                next = i + 3;
+            } else if (d == '.') {
+                feat(sc, F_RANGE);
+                next = i + 2;
+            } else if (d == '=') {
+                feat(sc, F_PHP_CONCAT_EQ);
+                next = i + 2;
+            }
+            break;
+        case ';':
+            if (d == ';' && !(i > 0 && sc->s[i - 1] == '(')) {
+                feat(sc, F_SEMISEMI);
+                next = i + 2;
+            }
+            break;
+        case '>':
+            if (d == '&' && at(sc, i + 2, eol) >= '0' && at(sc, i + 2, eol) <= '9') {
+                feat(sc, F_REDIRECT);
+            } else if (d == '/' && eol - i >= 5 && memcmp(sc->s + i + 1, "/dev/", 5) == 0) {
+                feat(sc, F_REDIRECT);
+            }
+            break;
+        case '[':
+            if (d == '[' && at(sc, i + 2, eol) == ' ') {
+                feat(sc, F_SH_TEST);
+                next = i + 2;
+            } else if (d == ' ' && (sc->tokens == 1 || (sc->prev_id && (id_is(sc->prev_id, sc->prev_len, "if") ||
+                                                                           id_is(sc->prev_id, sc->prev_len, "while"))))) {
+                feat(sc, F_SH_TEST);
+            }
+            break;
+        case '|':
+            if (is_id_start(d) || d == '_' || (d == '&')) {
+                /* "|x|" block parameters: Ruby after "{ " or "do ", Rust
+                 * closures elsewhere. */
+                size_t k = i + 1;
+                while (k < eol && sc->s[k] != '|' && sc->s[k] != '(' && sc->s[k] != ')' &&
+                       sc->s[k] != ';' && sc->s[k] != '=')
+                    k++;
+                if (at(sc, k, eol) == '|' && k > i + 1) {
+                    int before = last_before(sc, i);
+                    if (before == '{')
+                        feat(sc, F_RB_BLOCK);
+                    else if (before == '(' || before == ',' || before == '=' || (sc->prev_id && id_is(sc->prev_id, sc->prev_len, "move")))
+                        feat(sc, F_RS_CLOSURE);
+                    next = k + 1;
+                }
+            }
+            break;
+        case '\\':
+            if (is_upper(d) && i > 0 && (is_id(sc->s[i - 1]) || sc->s[i - 1] == ' ' || sc->s[i - 1] == '(')) {
+                feat(sc, F_PHP_NS);
+            } else if (i + 1 == eol || (i + 2 == eol && d == '\r')) {
+                feat(sc, F_LINE_CONT);
+                sc->tokens--;
+                sc->last = 0;
+                return;
+            }
+            break;
+        case '&':
+            if (d == '>') {
+                feat(sc, F_REDIRECT);
+            } else if (is_id_start(d) && i > 0 &&
+                       (sc->s[i - 1] == '(' || (sc->s[i - 1] == ' ' && i > 1 &&
+                                                (sc->s[i - 2] == ',' || sc->s[i - 2] == '=')))) {
+                feat(sc, F_ADDR_OF);
+            }
+            break;
+        case '*':
+            /* "type *name": a C pointer declaration. */
+            if (i > 0 && sc->s[i - 1] == ' ' && is_id_start(d) && sc->prev_id && sc->prev_end + 1 == i &&
+                sc->tokens <= 4)
+                feat(sc, F_C_PTR_DECL);
+            break;
+        default:
+            break;
+        }
+        if (c == '(' || c == '[' || c == '{') {
+            if (sc->depth < (int)sizeof sc->br)
+                sc->br[sc->depth] = (unsigned char)c;
+            sc->depth++;
+        } else if ((c == ')' || c == ']' || c == '}') && sc->depth > 0) {
+            sc->depth--;
+        }
+        if (c == '(' || c == ')' || c == '{' || c == '}' || c == '[' || c == ']' || c == ';' ||
+            c == '=' || c == '<' || c == '>' || c == '$' || c == '*' || c == '|' || c == '&')
+            sc->code_punct++;
+        i = next;
+    }
+}
+
+/* A chunk cut from the middle of a docstring starts with prose and then
+ * meets the docstring's closing quotes. Returns the offset just past the
+ * closing line, or 0 when the text does not start that way. */
+static size_t skip_docstring_tail(const unsigned char *s, size_t n)
+{
+    size_t b = 0; /* start of the current line */
+    for (size_t i = 0; i + 2 < n; i++) {
+        int c = s[i];
+        if (c == '\n') {
+            b = i + 1;
+            continue;
+        }
+        /* Code before any triple quote: nothing to skip. */
+        if (c == '=' || c == ';' || c == '{')
+            return 0;
+        if ((c == '"' || c == '\'') && s[i + 1] == c && s[i + 2] == c) {
+            size_t j = i + 3;
+            while (j < n && is_space(s[j]))
+                j++;
+            if (j < n && s[j] != '\n')
+                return 0; /* text after it: an opener ("""Summary) */
+            size_t e = i;
+            while (e > b && is_space(s[e - 1]))
+                e--;
+            if (e == b && b == 0)
+                return 0; /* alone on the first line: likely an opener */
+            if (e > b && (s[e - 1] == '(' || s[e - 1] == ',' || s[e - 1] == '[' ||
+                          ((s[e - 1] == 'r' || s[e - 1] == 'b' || s[e - 1] == 'f' || s[e - 1] == 'u') &&
+                           (e - 1 == b || !is_id(s[e - 2])))))
+                return 0;
+            return j < n ? j + 1 : n;
+        }
+    }
+    return 0;
+}
+
+/* Below this, no language has shown enough of its habits. */
+enum { MIN_SCORE = 4 };
+
+icl_lang icl_lang_detect(const char *text, size_t len, const char *path)
+{
+    icl_lang by_path = icl_lang_from_path(path);
+    if (by_path != ICL_LANG_GENERIC)
+        return by_path;
+    if (!text || len == 0)
+        return ICL_LANG_GENERIC;
+    pthread_once(&index_once, build_index);
+
+    scan sc;
+    memset(&sc, 0, sizeof sc);
+    sc.s = (const unsigned char *)text;
+    sc.n = len;
+
+    size_t i = skip_docstring_tail(sc.s, len);
+    if (i)
+        feat(&sc, F_TRIPLE_QUOTE);
+    while (i < len) {
+        const unsigned char *nl = memchr(sc.s + i, '\n', len - i);
+        size_t eol = nl ? (size_t)(nl - sc.s) : len;
+        sc.line_start = i;
+        scan_line(&sc, i, eol);
+        end_line(&sc, eol);
+        i = eol + 1;
+    }
+
+    /* Ties go to the language whose habits are the common ground: plain
+     * statements with braces and semicolons read as C, untyped script as
+     * JavaScript. */
+    static const unsigned char PREF[] = {C_, JS, PY, JV, GO, CP, CS, TS, RS, RB, PH, SH, SQ};
+    int best = PREF[0];
+    for (size_t k = 1; k < sizeof PREF; k++)
+        if (sc.score[PREF[k]] > sc.score[best])
+            best = PREF[k];
+    int top = sc.score[best];
+    /* English evidence: function words, a question, no code punctuation. */
+    size_t e = len;
+    while (e > 0 && (is_space(sc.s[e - 1]) || sc.s[e - 1] == '\n'))
+        e--;
+    int prose = 2 * (sc.prose < 8 ? sc.prose : 8) + (sc.code_punct == 0 ? 6 : 0) +
+                (e > 0 && sc.s[e - 1] == '?' ? 2 : 0);
+    if (top <= 0 || prose >= top || (top < MIN_SCORE && sc.code_punct < 3))
+        return ICL_LANG_GENERIC;
+    return (icl_lang)best;
+}
