@@ -25,6 +25,7 @@ PKG_LIBS := $(shell pkg-config --libs $(PKGS))
 SERVER_LIBS := $(shell pkg-config --libs $(SERVER_PKGS))
 
 CFLAGS := -std=c11 $(OPT) -Wall -Wextra -Werror -fPIC -pthread -D_GNU_SOURCE \
+          -DBGEICL_DATADIR='"$(PREFIX)/share/bgeicl"' \
           -Iinclude -Isrc $(PKG_CFLAGS) $(SANFLAGS) $(EXTRA_CFLAGS)
 LDFLAGS := -pthread $(SANFLAGS) $(EXTRA_LDFLAGS)
 LIBS := $(PKG_LIBS) -lm
@@ -97,6 +98,8 @@ install: all
 	install -m 644 $(BUILD)/libbgeicl.a $(BUILD)/libbgeicl.so $(DESTDIR)$(PREFIX)/lib/
 	install -m 644 include/bgeicl.h $(DESTDIR)$(PREFIX)/include/
 	install -m 644 $(BUILD)/bgeicl.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+	install -d $(DESTDIR)$(PREFIX)/share/bgeicl/icl-examples
+	install -m 644 icl/examples/*.json $(DESTDIR)$(PREFIX)/share/bgeicl/icl-examples/
 
 clean:
 	rm -rf build

@@ -9,19 +9,26 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../icl/icl.h"
 #include "cli.h"
 
 #define BATCH 64
 
 static const char *const usage =
-    "bgeicl embed --model DIR [--query] [--format jsonl|json] [--threads N] [TEXT... | -]\n"
+    "bgeicl embed --model DIR [--query] [--language L] [--icl | --no-icl] [--icl-examples DIR]\n"
+    "             [--format jsonl|json] [--threads N] [TEXT... | -]\n"
     "  Prints one line {\"index\":i,\"embedding\":[...]} per input (plus \"id\" if given).\n"
     "  With -, reads JSON Lines from stdin: a JSON string or {\"text\":..., \"id\":...}.\n"
-    "  --query prepends the model's query instruction.";
+    "  --query embeds the texts as queries: with ICL (the server's default), an instruction\n"
+    "  and worked examples for the language (--language, else detected); with --no-icl,\n"
+    "  the model's query instruction.";
 
 typedef struct embed_opts {
     const char *model;
-    unsigned flags;
+    int query;
+    int icl;          /* ICL for queries */
+    int lang;         /* -1: detect */
+    const char *examples;
     int json; /* 1: one JSON array document instead of lines */
     long threads;
     int first_text; /* argv index of the first TEXT, or -1 for stdin */
@@ -30,7 +37,8 @@ typedef struct embed_opts {
 static int parse(int argc, char **argv, embed_opts *o)
 {
     memset(o, 0, sizeof *o);
-    o->first_text = 0;
+    o->icl = ICL_DEFAULT_ON;
+    o->lang = -1;
     for (int i = 1; i < argc; i++) {
         const char *v = NULL;
         int r;
@@ -38,9 +46,13 @@ static int parse(int argc, char **argv, embed_opts *o)
             printf("usage: %s\n", usage);
             return -2;
         } else if (!strcmp(argv[i], "--query")) {
-            o->flags |= BGEICL_QUERY;
-        } else if (!strcmp(argv[i], "--no-icl")) {
-            /* ICL prompts are not applied in-process; accepted for symmetry. */
+            o->query = 1;
+        } else if (!strcmp(argv[i], "--no-icl") || !strcmp(argv[i], "--icl")) {
+            o->icl = !strcmp(argv[i], "--icl");
+        } else if ((r = cli_opt_value(argc, argv, &i, "--icl-examples", &v)) != 0) {
+            if (r < 0)
+                return -1;
+            o->examples = v;
         } else if ((r = cli_opt_value(argc, argv, &i, "--model", &v)) != 0) {
             if (r < 0)
                 return -1;
@@ -57,6 +69,9 @@ static int parse(int argc, char **argv, embed_opts *o)
         } else if ((r = cli_opt_value(argc, argv, &i, "--language", &v)) != 0) {
             if (r < 0)
                 return -1;
+            o->lang = strcmp(v, "auto") ? icl_lang_parse(v) : -1;
+            if (o->lang < 0 && strcmp(v, "auto"))
+                return cli_usage_error("embed", usage, "unknown --language '%s'", v), -1;
         } else if (!strcmp(argv[i], "-")) {
             o->first_text = -1;
         } else if (argv[i][0] == '-' && argv[i][1] == '-') {
@@ -84,7 +99,8 @@ static int collect_texts(int argc, char **argv, int first, char ***texts)
         return -1;
     for (int i = first; i < argc; i++) {
         if (argv[i][0] == '-' && argv[i][1] == '-') {
-            if (!strcmp(argv[i], "--query") || !strcmp(argv[i], "--no-icl"))
+            if (!strcmp(argv[i], "--query") || !strcmp(argv[i], "--no-icl") ||
+                !strcmp(argv[i], "--icl"))
                 continue;
             if (!strchr(argv[i], '='))
                 i++; /* skip the option's value */
@@ -110,7 +126,25 @@ static void print_batch(FILE *out, const cli_input *items, size_t n, size_t base
     }
 }
 
-static int run(bgeicl_model *m, cli_source *src, const embed_opts *o)
+/* The prompts of one slice of inputs, as the server would build them. */
+static int prepare(bgeicl_model *m, icl_engine *e, const embed_opts *o, const cli_input *items,
+                   size_t n, icl_output *out)
+{
+    icl_mode mode = !o->query ? ICL_NONE : o->icl ? ICL_SERVER : ICL_PLAIN_QUERY;
+    for (size_t i = 0; i < n; i++) {
+        icl_input in = {.mode = mode, .text = items[i].text, .len = items[i].len, .lang = o->lang};
+        bgeicl_error err;
+        if (icl_prepare(e, m, &in, &out[i], &err) != BGEICL_OK) {
+            fprintf(stderr, "bgeicl embed: %s\n", err.message);
+            while (i > 0)
+                icl_output_free(&out[--i]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int run(bgeicl_model *m, icl_engine *e, cli_source *src, const embed_opts *o)
 {
     size_t dim = bgeicl_model_dim(m), base = 0, n;
     cli_input items[BATCH];
@@ -125,10 +159,19 @@ static int run(bgeicl_model *m, cli_source *src, const embed_opts *o)
     while (rc == CLI_OK && (rd = cli_read_inputs(src, items, BATCH, &n)) == 0 && n > 0) {
         const char *texts[BATCH];
         size_t lens[BATCH];
+        icl_output pr[BATCH];
+        if (prepare(m, e, o, items, n, pr) != 0) {
+            cli_inputs_free(items, n);
+            rc = CLI_FAIL;
+            break;
+        }
         for (size_t i = 0; i < n; i++)
-            texts[i] = items[i].text, lens[i] = items[i].len;
+            texts[i] = pr[i].text, lens[i] = pr[i].len;
         bgeicl_error err;
-        if (bgeicl_embed(m, texts, lens, n, o->flags, vecs, NULL, &err) != BGEICL_OK) {
+        bgeicl_code ec = bgeicl_embed(m, texts, lens, n, pr[0].flags, vecs, NULL, &err);
+        for (size_t i = 0; i < n; i++)
+            icl_output_free(&pr[i]);
+        if (ec != BGEICL_OK) {
             fprintf(stderr, "bgeicl embed: inputs %zu..%zu: %s\n", base, base + n - 1,
                     err.message);
             rc = CLI_FAIL;
@@ -167,10 +210,18 @@ int cli_embed(int argc, char **argv)
     }
     int rc = CLI_FAIL;
     bgeicl_model *m = cli_open_model("embed", o.model, (int)o.threads);
-    if (m) {
-        rc = run(m, &src, &o);
-        bgeicl_model_close(m);
-    }
+    /* The bank is read only when queries get ICL. */
+    icl_settings is = {.k = ICL_DEFAULT_K};
+    if (o.query && o.icl)
+        is.examples_dir = o.examples ? o.examples : icl_default_examples_dir();
+    icl_engine *e = NULL;
+    bgeicl_error err;
+    if (m && icl_engine_create(&is, &e, &err) != BGEICL_OK)
+        fprintf(stderr, "bgeicl embed: cannot load the ICL examples: %s\n", err.message);
+    else if (m)
+        rc = run(m, e, &src, &o);
+    icl_engine_free(e);
+    bgeicl_model_close(m);
     cli_source_close(&src);
     free(texts);
     if (rc == CLI_OK && fflush(stdout) != 0)

@@ -11,6 +11,19 @@
 static const char DEFAULT_INSTRUCTION[] =
     "Given a code search query, retrieve the code snippet that answers it.";
 
+#ifndef BGEICL_DATADIR
+#define BGEICL_DATADIR "/usr/local/share/bgeicl"
+#endif
+
+const char *icl_default_examples_dir(void)
+{
+    static const char *const candidates[] = {"icl/examples", BGEICL_DATADIR "/icl-examples"};
+    for (size_t i = 0; i < sizeof candidates / sizeof candidates[0]; i++)
+        if (bg_dir_exists(candidates[i]))
+            return candidates[i];
+    return NULL;
+}
+
 struct icl_engine {
     icl_bank *bank;
     ctx_cache *cache;

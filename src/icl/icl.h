@@ -26,7 +26,16 @@
 #include "ctx_cache.h"
 #include "lang.h"
 
+/* Defaults chosen from docs/RETRIEVAL.md: whether a query gets ICL when
+ * it does not say, and how many examples. */
+#define ICL_DEFAULT_ON 1
+#define ICL_DEFAULT_K 3
+
 typedef struct icl_engine icl_engine;
+
+/* The example bank to use when none is named: the source tree's
+ * icl/examples when run from it, else the installed copy; NULL if neither. */
+const char *icl_default_examples_dir(void);
 
 typedef struct icl_settings {
     const char *examples_dir; /* the bank; NULL = no bank (server-side ICL unavailable) */

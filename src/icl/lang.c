@@ -558,7 +558,8 @@ enum feat {
     F_USING_NS, F_GO_VAR_TYPE, F_GO_TYPE_DECL, F_TS_TYPE_ALIAS, F_JS_IMPORT_FROM,
     F_PY_FROM_IMPORT, F_GO_IMPORT, F_JV_IMPORT, F_RB_CLASS_LT, F_STATIC_SCOPE, F_THIS_ARROW,
     F_TAB_INDENT, F_TYPED_PARAM, F_ADDR_OF, F_CAMEL, F_SNAKE, F_ARROW_UPPER_CALL, F_STREAM,
-    F_CPP_NS, F_NUM
+    F_CPP_NS, F_SQL_STMT, F_CS_DOC, F_METHOD_UPPER, F_CPP_INHERIT, F_CPP_REF_DECL, F_CPP_PTR_STYLE,
+    F_NUM
 };
 
 typedef struct feature {
@@ -626,7 +627,7 @@ static const feature FEATS[F_NUM] = {
     [F_END_SEMI] = {{[C_] = 1, [CP] = 1, [JV] = 1, [CS] = 1, [PH] = 1, [RS] = 1, [SQ] = 1,
                      [PY] = -2, [GO] = -2, [RB] = -2, [SH] = -1}, 4},
     [F_END_LBRACE] = {{BRACES, [PY] = -2, [RB] = -1, [SQ] = -1}, 3},
-    [F_END_BARE] = {{[PY] = 1, [GO] = 1, [RB] = 1, [SH] = 1}, 4},
+    [F_END_BARE] = {{[PY] = 1, [GO] = 1, [RB] = 1, [SH] = 1, [JS] = 1, [TS] = 1}, 4},
     [F_RB_END] = {{[RB] = 5}, 2},
     [F_SH_CLOSER] = {{[SH] = 5}, 2},
     [F_SQL_END] = {{[SQ] = 3}, 1},
@@ -666,7 +667,7 @@ static const feature FEATS[F_NUM] = {
     [F_GO_VAR_TYPE] = {{[GO] = 3}, 2},
     [F_GO_TYPE_DECL] = {{[GO] = 5}, 2},
     [F_TS_TYPE_ALIAS] = {{[TS] = 3}, 2},
-    [F_JS_IMPORT_FROM] = {{[JS] = 2, [TS] = 2}, 2},
+    [F_JS_IMPORT_FROM] = {{[JS] = 2, [TS] = 3}, 2},
     [F_PY_FROM_IMPORT] = {{[PY] = 5}, 2},
     [F_GO_IMPORT] = {{[GO] = 5}, 1},
     [F_JV_IMPORT] = {{[JV] = 5}, 2},
@@ -681,6 +682,12 @@ static const feature FEATS[F_NUM] = {
     [F_ARROW_UPPER_CALL] = {{[CP] = 2}, 2},
     [F_STREAM] = {{[CP] = 3}, 2},
     [F_CPP_NS] = {{[CP] = 4}, 1},
+    [F_SQL_STMT] = {{[SQ] = 5}, 3},
+    [F_CS_DOC] = {{[CS] = 5}, 1},
+    [F_METHOD_UPPER] = {{[CS] = 3, [CP] = 1}, 2},
+    [F_CPP_INHERIT] = {{[CP] = 5}, 1},
+    [F_CPP_REF_DECL] = {{[CP] = 3}, 2},
+    [F_CPP_PTR_STYLE] = {{[CP] = 2}, 2},
 };
 
 /* ---- keyword index --------------------------------------------------------- */
@@ -784,6 +791,7 @@ typedef struct scan {
     int in_block;        /* inside a C-style block comment */
     int in_triple;       /* inside a Python triple-quoted string: the quote */
     int in_backtick;     /* inside a backtick string */
+    int in_dq;           /* inside a double-quoted string that spans lines */
     unsigned char br[32]; /* open brackets, innermost last */
     int depth;
 } scan;
@@ -1075,9 +1083,9 @@ static void identifier(scan *sc, size_t i, size_t n, size_t eol)
             if (next == '?' && (after + 1 >= eol || is_space(sc->s[after + 1]) ||
                                 sc->s[after + 1] == ')'))
                 feat(sc, F_RB_PRED);
-        } else {
-            int k = find_kw((const char *)w, n);
-            keyword(sc, k);
+        } else if (!(id_is(w, n, "namespace") && !is_id_start(next_ns))) {
+            /* ("namespace" only as a declaration: Java uses it as a name.) */
+            keyword(sc, find_kw((const char *)w, n));
         }
         /* SQL words, case-insensitively; upper case is the SQL habit. */
         char low[MAX_IDENT + 1];
@@ -1154,10 +1162,29 @@ static void identifier(scan *sc, size_t i, size_t n, size_t eol)
             feat(sc, F_USING_SYSTEM);
         else if (id_is(p, pn, "using") && id_is(w, n, "namespace"))
             feat(sc, F_USING_NS);
-        else if (id_is(p, pn, "namespace") && w[0] >= 'a' && w[0] <= 'z')
+        else if (id_is(w, n, "namespace") && next_ns == '{')
+            feat(sc, F_CPP_NS); /* the anonymous namespace */
+        else if (id_is(p, pn, "namespace") && w[0] >= 'a' && w[0] <= 'z' &&
+                 (next_ns == '{' || next_ns == 0 || (next_ns == ':' && at(sc, nx + 1, eol) == ':')))
             feat(sc, F_CPP_NS);
         else if (id_is(p, pn, "import") && (id_is(w, n, "java") || id_is(w, n, "javax") || id_is(w, n, "static")))
             feat(sc, F_JV_IMPORT);
+    }
+    /* SQL statements in lower case: "create table", "drop index". */
+    if (sc->tokens == 1 && sc->first_id) {
+        static const char *const verbs[] = {"create", "drop", "alter", "insert", "delete", "grant", "revoke", "truncate"};
+        static const char *const objs[] = {"table", "index", "view", "sequence", "into", "from", "function",
+                                           "trigger", "unique", "or", "schema", "extension", "type",
+                                           "constraint", "procedure", "temporary", "temp", "all"};
+        for (size_t a = 0; a < sizeof verbs / sizeof *verbs; a++)
+            if (id_is(sc->first_id, sc->first_len, verbs[a])) {
+                for (size_t b = 0; b < sizeof objs / sizeof *objs; b++)
+                    if (id_is(w, n, objs[b])) {
+                        feat(sc, F_SQL_STMT);
+                        break;
+                    }
+                break;
+            }
     }
     /* Go: "type Name struct|interface", "var name Type". */
     if (sc->tokens == 2 && sc->first_id && id_is(sc->first_id, sc->first_len, "type") &&
@@ -1184,6 +1211,17 @@ static void identifier(scan *sc, size_t i, size_t n, size_t eol)
         feat(sc, F_JS_IMPORT_FROM);
     if (id_is(w, n, "import") && sc->tokens == 0 && (next_ns == '(' || next_ns == '"'))
         feat(sc, F_GO_IMPORT);
+    /* A method declared "void Name(": C# names methods in PascalCase,
+     * Java and C in lower case. (After "public" it may be a constructor.) */
+    if (next == '(' && p && sc->prev_punct == 0 && is_upper(w[0])) {
+        static const char *const types[] = {"void", "int", "bool", "string", "long", "double",
+                                            "float", "byte", "object", "var"};
+        for (size_t k = 0; k < sizeof types / sizeof *types; k++)
+            if (id_is(p, pn, types[k])) {
+                feat(sc, F_METHOD_UPPER);
+                break;
+            }
+    }
     /* "(self," / "(self)": Python's explicit receiver. */
     if (id_is(w, n, "self") && i > 0 && sc->s[i - 1] == '(' && (next == ',' || next == ')'))
         feat(sc, F_PY_SELF_PARAM);
@@ -1300,6 +1338,13 @@ static void scan_line(scan *sc, size_t i, size_t eol)
             return;
         sc->in_backtick = 0;
         i++;
+    } else if (sc->in_dq) {
+        while (i < eol && sc->s[i] != '"')
+            i += sc->s[i] == '\\' ? 2 : 1;
+        if (i >= eol)
+            return;
+        sc->in_dq = 0;
+        i++;
     }
 
     size_t indent_start = i;
@@ -1406,6 +1451,11 @@ static void scan_line(scan *sc, size_t i, size_t eol)
         case '/':
             if (d == '/') {
                 feat(sc, F_SLASH_COMMENT);
+                if (at(sc, i + 2, eol) == '/' && at(sc, i + 3, eol) == ' ' && at(sc, i + 4, eol) == '<')
+                    feat(sc, F_CS_DOC); /* "/// <summary>": C#'s XML doc comments */
+                size_t k = skip_sp(sc, i + 2, eol);
+                if (eol - k >= 9 && memcmp(sc->s + k, "namespace", 9) == 0 && sc->tokens == 2)
+                    feat(sc, F_CPP_NS); /* "}  // namespace foo" closes C++ namespaces */
                 sc->tokens--;
                 sc->last = last_before(sc, i); /* the line's shape is the code before it */
                 return;
@@ -1460,8 +1510,16 @@ static void scan_line(scan *sc, size_t i, size_t eol)
                 }
             }
             next = string_lit(sc, i, eol);
-            if (next == i + 1 && c == '"')
-                next = eol; /* unclosed: a multi-line string's first line */
+            if (next == i + 1 && c == '"') {
+                /* Unclosed on its line: a multi-line string (shell, Ruby,
+                 * PHP, Rust), if it closes later in the text. */
+                size_t k = eol;
+                while (k < sc->n && sc->s[k] != '"')
+                    k++;
+                if (k < sc->n)
+                    sc->in_dq = 1;
+                return;
+            }
             break;
         case '`': {
             feat(sc, F_BACKTICK);
@@ -1606,6 +1664,13 @@ static void scan_line(scan *sc, size_t i, size_t eol)
             } else if (d == '=') {
                 feat(sc, F_WALRUS);
                 next = i + 2;
+            } else if (d == ' ' && i > 0 && sc->s[i - 1] == ' ') {
+                /* "struct a : public b": C++ inheritance. */
+                size_t k = i + 2;
+                size_t m = id_len(sc, k, eol);
+                if (id_is(sc->s + k, m, "public") || id_is(sc->s + k, m, "private") ||
+                    id_is(sc->s + k, m, "protected") || id_is(sc->s + k, m, "virtual"))
+                    feat(sc, F_CPP_INHERIT);
             } else if (is_id_start(d) && i > 0 &&
                        (sc->s[i - 1] == ' ' || sc->s[i - 1] == '(' || sc->s[i - 1] == ',')) {
                 feat(sc, F_RB_SYMBOL);
@@ -1683,7 +1748,7 @@ static void scan_line(scan *sc, size_t i, size_t eol)
             }
             break;
         case '\\':
-            if (is_upper(d) && i > 0 && (is_id(sc->s[i - 1]) || sc->s[i - 1] == ' ' || sc->s[i - 1] == '(')) {
+            if (is_id_start(d) && i > 0 && (is_id(sc->s[i - 1]) || ((sc->s[i - 1] == ' ' || sc->s[i - 1] == '(') && is_upper(d)))) {
                 feat(sc, F_PHP_NS);
             } else if (i + 1 == eol || (i + 2 == eol && d == '\r')) {
                 feat(sc, F_LINE_CONT);
@@ -1699,13 +1764,24 @@ static void scan_line(scan *sc, size_t i, size_t eol)
                        (sc->s[i - 1] == '(' || (sc->s[i - 1] == ' ' && i > 1 &&
                                                 (sc->s[i - 2] == ',' || sc->s[i - 2] == '=')))) {
                 feat(sc, F_ADDR_OF);
+            } else if (is_id_start(d) && i > 0 && sc->s[i - 1] == ' ' && sc->prev_id &&
+                       sc->prev_end + 1 == i && sc->tokens <= 4) {
+                feat(sc, F_CPP_REF_DECL); /* "int &ref" */
             }
             break;
         case '*':
-            /* "type *name": a C pointer declaration. */
+            /* "type *name": a C pointer declaration; "type* name" is the
+             * C++ habit of binding the star to the type. */
             if (i > 0 && sc->s[i - 1] == ' ' && is_id_start(d) && sc->prev_id && sc->prev_end + 1 == i &&
-                sc->tokens <= 4)
+                sc->tokens <= 4) {
                 feat(sc, F_C_PTR_DECL);
+            } else if (sc->prev_id && sc->prev_end == i && sc->tokens <= 4) {
+                size_t k = i;
+                while (k < eol && sc->s[k] == '*')
+                    k++;
+                if (at(sc, k, eol) == ' ' && is_id_start(at(sc, k + 1, eol)))
+                    feat(sc, F_CPP_PTR_STYLE);
+            }
             break;
         default:
             break;
@@ -1724,6 +1800,32 @@ static void scan_line(scan *sc, size_t i, size_t eol)
     }
 }
 
+/* Whether a line reads as Python code rather than docstring prose. */
+static int code_line(const unsigned char *l, size_t n)
+{
+    size_t i = 0;
+    while (i < n && is_space(l[i]))
+        i++;
+    size_t e = n;
+    while (e > i && is_space(l[e - 1]))
+        e--;
+    size_t w = i;
+    while (w < e && is_id(l[w]))
+        w++;
+    const unsigned char *word = l + i;
+    size_t wn = w - i;
+    static const char *const always[] = {"def", "class", "import", "from", "return", "raise",
+                                         "yield", "assert", "async", "pass", "del", "self"};
+    static const char *const block[] = {"if", "elif", "else", "for", "while", "with", "try", "except"};
+    for (size_t k = 0; k < sizeof always / sizeof *always; k++)
+        if (id_is(word, wn, always[k]))
+            return w == e || l[w] == ' ' || l[w] == '(' || l[w] == '.' || l[w] == ':';
+    for (size_t k = 0; k < sizeof block / sizeof *block; k++)
+        if (id_is(word, wn, block[k]))
+            return e > i && l[e - 1] == ':';
+    return 0;
+}
+
 /* A chunk cut from the middle of a docstring starts with prose and then
  * meets the docstring's closing quotes. Returns the offset just past the
  * closing line, or 0 when the text does not start that way. */
@@ -1733,6 +1835,8 @@ static size_t skip_docstring_tail(const unsigned char *s, size_t n)
     for (size_t i = 0; i + 2 < n; i++) {
         int c = s[i];
         if (c == '\n') {
+            if (code_line(s + b, i - b))
+                return 0;
             b = i + 1;
             continue;
         }

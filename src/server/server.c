@@ -33,8 +33,8 @@ void srv_config_init(srv_config *c)
         .max_client_batch = 2048,
         .payload_limit = 16u << 20,
         .cache_mb = 512,
-        .icl = 1,
-        .icl_k = 3,
+        .icl = ICL_DEFAULT_ON,
+        .icl_k = ICL_DEFAULT_K,
         .context_cache_size = 200,
         .similarity_threshold = 0.8,
         .log_level = LOG_INFO,
@@ -45,28 +45,13 @@ void srv_config_init(srv_config *c)
     };
 }
 
-#ifndef BGEICL_DATADIR
-#define BGEICL_DATADIR "/usr/local/share/bgeicl"
-#endif
-
-/* The example bank: --icl-examples, else the source tree's icl/examples,
- * else the installed copy. Without any, ICL queries get the plain query
- * instruction (and a warning says so). */
-static const char *examples_dir(const srv_config *c)
-{
-    static const char *const candidates[] = {"icl/examples", BGEICL_DATADIR "/icl-examples"};
-    if (c->icl_examples)
-        return c->icl_examples;
-    for (size_t i = 0; i < sizeof candidates / sizeof candidates[0]; i++)
-        if (bg_dir_exists(candidates[i]))
-            return candidates[i];
-    return NULL;
-}
-
+/* Without an example bank, ICL queries get the plain query instruction
+ * (and a warning says so). */
 static int start_icl(srv *s)
 {
     const srv_config *c = s->cfg;
-    icl_settings st = {.examples_dir = examples_dir(c), .k = (size_t)c->icl_k,
+    icl_settings st = {.examples_dir = c->icl_examples ? c->icl_examples : icl_default_examples_dir(),
+                       .k = (size_t)c->icl_k,
                        .cache_size = (size_t)c->context_cache_size,
                        .threshold = c->similarity_threshold};
     if (!st.examples_dir)

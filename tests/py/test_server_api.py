@@ -46,11 +46,12 @@ ALIASES = ["bge-small-en-v1.5", "bge-in-icl", "BAAI/bge-in-icl", "BAAI/bge-en-ic
 
 # ---------------------------------------------------------------- helpers
 
-def cli_embed(bin_path, texts, query=False, model=BGE):
-    """Reference vectors from the in-process CLI, one row per text."""
+def cli_embed(bin_path, texts, query=False, model=BGE, icl=False):
+    """Reference vectors from the in-process CLI, one row per text; a query
+    gets the plain query instruction unless icl (the bank's prompt)."""
     args = [bin_path, "embed", "--model", str(model_dir(model)), "--format", "jsonl"]
     if query:
-        args.append("--query")
+        args += ["--query", "--icl" if icl else "--no-icl"]
     args.append("-")
     stdin = "".join(json.dumps(t) + "\n" for t in texts).encode()
     r = subprocess.run(args, input=stdin, capture_output=True, timeout=T * 2)
@@ -255,6 +256,11 @@ def qrefs(bin_path):
     return cli_embed(bin_path, TEXTS, query=True)
 
 
+@pytest.fixture(scope="module")
+def iclrefs(bin_path):
+    return cli_embed(bin_path, TEXTS, query=True, icl=True)
+
+
 # ---------------------------------------------------------------- 1. curl
 
 def test_curl_embeddings_shape_usage_and_timing_headers(srv, refs, tmp_path):
@@ -343,10 +349,18 @@ def test_openai_base64_explicit_and_default(oai, ksrv, refs):
 
 def test_openai_query_input_type(oai, qrefs, refs):
     r = oai.embeddings.create(model=BGE, input=TEXTS, encoding_format="float",
-                              extra_body={"input_type": "query"})
+                              extra_body={"input_type": "query", "enable_icl": False})
     got = np.array([d.embedding for d in r.data])
-    assert_close(got, qrefs, what="query vs embed --query")
+    assert_close(got, qrefs, what="query vs embed --query --no-icl")
     assert np.max(np.abs(got - refs)) > 1e-3, "query vectors equal document vectors"
+
+
+def test_openai_icl_query_equals_cli_icl(oai, iclrefs, qrefs):
+    r = oai.embeddings.create(model=BGE, input=TEXTS, encoding_format="float",
+                              extra_body={"input_type": "query", "enable_icl": True})
+    got = np.array([d.embedding for d in r.data])
+    assert_close(got, iclrefs, what="ICL query vs embed --query --icl")
+    assert np.max(np.abs(got - qrefs)) > 1e-3, "ICL made no difference"
 
 
 def test_openai_dimensions(oai, refs):
@@ -840,7 +854,7 @@ def test_tei_embed_equals_openai(srv, refs, qrefs):
     assert len(one) == 1 and len(one[0]) == DIM
     assert_close(one, refs[:1])
     q = ok_json(*post(srv.url + "/embed", {"inputs": TEXTS, "prompt_name": "query"}))
-    _, qvecs, _ = embeddings(srv.url, {"input": TEXTS, "input_type": "query"})
+    _, qvecs, _ = embeddings(srv.url, {"input": TEXTS, "input_type": "query", "enable_icl": False})
     assert_close(q, qvecs, what="prompt_name query vs input_type query")
     assert_close(q, qrefs)
     d = ok_json(*post(srv.url + "/embed", {"inputs": TEXTS[:1], "prompt_name": None,
