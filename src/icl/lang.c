@@ -224,19 +224,17 @@ static const kw KW[] = {
     {"keyof", {[TS] = 5}},
     {"namespace", {[CS] = 3, [CP] = 2, [TS] = 1, [PH] = 2}},
     {"implements", {[JV] = 3, [TS] = 2, [PH] = 2}},
-    {"extends", {[JV] = 3, [TS] = 2, [JS] = 1, [PH] = 2}},
+    {"extends", {[JV] = 3, [TS] = 1, [JS] = 1, [PH] = 2}},
     {"abstract", {[JV] = 2, [CS] = 2, [TS] = 2, [PH] = 1}},
     {"enum", {[TS] = 1, [CS] = 1, [JV] = 1, [RS] = 1, [C_] = 1, [CP] = 1}},
-    {"any", {[TS] = 2}},
-    {"unknown", {[TS] = 2}},
-    {"never", {[TS] = 2}},
-    {"number", {[TS] = 2}},
-    {"boolean", {[TS] = 3, [JV] = 3}},
-    {"string", {[TS] = 2, [CS] = 3, [GO] = 1}},
+    /* TypeScript's type names count only where a type goes (after ":"),
+     * since JavaScript uses them as variable names. */
+    {"boolean", {[JV] = 3}},
+    {"string", {[CS] = 3, [GO] = 1}},
     /* Java */
-    {"public", {[JV] = 2, [CS] = 2, [TS] = 1, [PH] = 1}},
-    {"private", {[JV] = 2, [CS] = 2, [TS] = 1, [PH] = 1, [RB] = 1}},
-    {"protected", {[JV] = 2, [CS] = 2, [TS] = 1, [PH] = 1, [RB] = 1}},
+    {"public", {[JV] = 2, [CS] = 2, [TS] = 2, [PH] = 1}},
+    {"private", {[JV] = 2, [CS] = 2, [TS] = 2, [PH] = 1, [RB] = 1}},
+    {"protected", {[JV] = 2, [CS] = 2, [TS] = 2, [PH] = 1, [RB] = 1}},
     {"final", {[JV] = 4, [PH] = 1}},
     {"throws", {[JV] = 5}},
     {"package", {[JV] = 3, [GO] = 3}},
@@ -360,7 +358,7 @@ static const kw KW[] = {
     {"char", {[C_] = 2, [CP] = 2, [JV] = 1, [CS] = 1}},
     {"int", {[C_] = 1, [CP] = 1, [JV] = 1, [CS] = 1}},
     {"long", {[C_] = 2, [CP] = 1, [JV] = 1, [CS] = 1}},
-    {"void", {[C_] = 2, [CP] = 2, [JV] = 1, [CS] = 1, [TS] = 1}},
+    {"void", {[C_] = 2, [CP] = 2, [JV] = 1, [CS] = 1}},
     {"static", {[C_] = 1, [CP] = 1, [JV] = 1, [CS] = 1, [PH] = 1}},
     {"malloc", {[C_] = 5, [CP] = 2}},
     {"free", {[C_] = 3, [CP] = 1}},
@@ -405,7 +403,7 @@ static const kw KW[] = {
     {"cout", {[CP] = 5}},
     {"cerr", {[CP] = 5}},
     {"endl", {[CP] = 5}},
-    {"class", {[CP] = 1, [JV] = 1, [CS] = 1, [PY] = 1, [RB] = 1, [PH] = 1, [TS] = 1}},
+    {"class", {[CP] = 1, [JV] = 1, [CS] = 1, [PY] = 1, [RB] = 1, [PH] = 1, [TS] = 1, [JS] = 1}},
     {"delete", {[CP] = 2}},
     {"true", {[CP] = 1, [JS] = 1, [TS] = 1, [JV] = 1, [CS] = 1, [RS] = 1, [RB] = 1, [PH] = 1, [GO] = 1}},
     {"false", {[CP] = 1, [JS] = 1, [TS] = 1, [JV] = 1, [CS] = 1, [RS] = 1, [RB] = 1, [PH] = 1, [GO] = 1}},
@@ -687,7 +685,7 @@ static const feature FEATS[F_NUM] = {
     [F_METHOD_UPPER] = {{[CS] = 3, [CP] = 1}, 2},
     [F_CPP_INHERIT] = {{[CP] = 5}, 1},
     [F_CPP_REF_DECL] = {{[CP] = 3}, 2},
-    [F_CPP_PTR_STYLE] = {{[CP] = 2}, 2},
+    [F_CPP_PTR_STYLE] = {{[CP] = 1}, 1},
 };
 
 /* ---- keyword index --------------------------------------------------------- */
@@ -934,11 +932,13 @@ static int preprocessor(scan *sc, size_t i, size_t eol)
         while (e < eol && sc->s[e] != '>' && sc->s[e] != '"')
             if (sc->s[e++] == '.')
                 dot = (int)(e - k);
+        const unsigned char *ext = sc->s + k + dot;
+        size_t en = dot ? e - (k + (size_t)dot) : 0;
         if (!dot)
-            feat(sc, F_INCLUDE_STD);
-        else if (e - (k + (size_t)dot) == 1 && sc->s[k + dot] == 'h')
+            feat(sc, F_INCLUDE_STD); /* <vector>, <cstdio> */
+        else if (en == 1 && ext[0] == 'h')
             feat(sc, F_INCLUDE_H);
-        else
+        else if (id_is(ext, en, "hpp") || id_is(ext, en, "hh") || id_is(ext, en, "hxx"))
             feat(sc, F_INCLUDE_HPP);
         return 1;
     }
