@@ -23,6 +23,7 @@ Configurations (one server per --icl-k value, `--cache-size 0`):
   selected k=K    input_type "query", enable_icl true, language "python";
                   the server picks K bank examples (lexical ranking, context cache as deployed)
   fixed k=K       icl_context with the first K examples of icl/examples/python.json
+                  (k=0: the ICL format with the instruction and no examples)
   embsim k=3      icl_context with the 3 bank examples whose queries are most
                   cosine-similar to the query (both embedded with the BGE instruction)
   symmetric k=K   documents AND queries embedded with the fixed k=K icl_context
@@ -189,7 +190,9 @@ def per_query(r):
 
 
 def bootstrap_idx(n, resamples, seed):
-    return np.random.default_rng(seed).integers(0, n, size=(resamples, n))
+    # Python's generator: fixed and independent of numpy's build.
+    rng = random.Random(seed)
+    return np.array([[rng.randrange(n) for _ in range(n)] for _ in range(resamples)])
 
 
 # ---- run -------------------------------------------------------------------------------
@@ -237,10 +240,11 @@ def run(args):
         v, t, s, _ = c.embed(queries, input_type="query", enable_icl=False)
         record("bge-instruction", v, t, s, "BGE query instruction")
 
-        for k in (1, 2, 3):
+        for k in (0, 1, 2, 3):
             v, t, s, infos = c.embed(queries, **ctx(examples[:k]))
-            assert all(i["examples"] == k for i in infos), infos[:3]
-            record(f"fixed k={k}", v, t, s, f"first {k} bank examples, icl_context")
+            assert all(i["examples"] == k for i in infos), infos[:3]  # icl_info: input 0 only
+            record(f"fixed k={k}", v, t, s, f"first {k} bank examples, icl_context"
+                   if k else "ICL format with the instruction and no examples, icl_context")
 
         # Embedding-similarity selection: bank queries and queries, both with the BGE instruction.
         bq, _, bsec, _ = c.embed([e["query"] for e in examples], input_type="query",
@@ -310,7 +314,7 @@ def run(args):
 
     # ---- scores ----
     order = ["none", "bge-instruction", "selected k=1", "selected k=2", "selected k=3",
-             "fixed k=1", "fixed k=2", "fixed k=3", "embsim k=3", f"symmetric k={sym_k}"]
+             "fixed k=0", "fixed k=1", "fixed k=2", "fixed k=3", "embsim k=3", f"symmetric k={sym_k}"]
     idx = bootstrap_idx(len(queries), args.resamples, args.seed)
     pq = {}
     for name in order:
@@ -318,6 +322,14 @@ def run(args):
         r = ranks(qvecs[name], d)
         pq[name] = per_query(r)
         rows[name]["ranks_median"] = float(np.median(r))
+        qn = qvecs[name] / np.linalg.norm(qvecs[name], axis=1, keepdims=True)
+        dn = d / np.linalg.norm(d, axis=1, keepdims=True)
+        n = len(qn)
+        qq = qn @ qn.T
+        rows[name]["query_query_cos"] = float((qq.sum() - np.trace(qq)) / (n * (n - 1)))
+        rows[name]["query_own_doc_cos"] = float((qn * dn).sum(axis=1).mean())
+        rows[name]["query_other_doc_cos"] = float(((qn @ dn.T).sum() - (qn * dn).sum())
+                                                  / (n * (n - 1)))
     base = pq["bge-instruction"]["mrr10"]
     for name in order:
         m = pq[name]
@@ -406,6 +418,24 @@ def verdict(res):
              f"{res['extra']['symmetric']['doc_prompt_tokens_per_doc']:.0f} tokens per document "
              f"against {res['documents']['prompt_tokens_per_doc']:.0f}) scores "
              f"{sym['mrr10']:.3f}.")
+    k0 = rows["fixed k=0"]
+    p.append(f"The ICL format with the instruction and no examples (fixed k=0) scores "
+             f"{k0['mrr10']:.3f} ({k0['mrr10_diff_vs_bge_instruction']:+.3f}, paired 95% CI "
+             f"{k0['mrr10_diff_ci95'][0]:+.3f} to {k0['mrr10_diff_ci95'][1]:+.3f}); with one "
+             f"fixed example it falls to {rows['fixed k=1']['mrr10']:.3f}. The model pools one "
+             f"CLS vector over the whole prompt; at k=3 the query is a small part of a prompt "
+             f"that is mostly worked examples, the same for every query (fixed) or one of a "
+             f"few sets (selected). The mean cosine between two different queries' vectors "
+             f"is {base['query_query_cos']:.2f} with the instruction and "
+             f"{rows['fixed k=3']['query_query_cos']:.2f} with fixed k=3 "
+             f"({lex['query_query_cos']:.2f} selected k=3), and a query's cosine to its own "
+             f"document drops from {base['query_own_doc_cos']:.2f} to "
+             f"{rows['fixed k=3']['query_own_doc_cos']:.2f}: the examples, not the query, "
+             f"decide where the vector lands.")
+    if sym["mrr10"] > max(r["mrr10"] for r in icl if r is not sym) and \
+            sym["mrr10"] < base["mrr10"]:
+        p.append("Symmetric ICL narrows the gap by putting the same context on both sides, "
+                 "but does not close it.")
     icl_helps = best_icl["mrr10_diff_ci95"][0] > 0
     if icl_helps:
         rec = (f"**Recommendation:** ICL helps this encoder here, so `--icl` may stay on; "
@@ -466,7 +496,9 @@ Configurations:
   lexically against the query, with its context cache as deployed
   (hits/misses: {', '.join(f"{k}: {v['hits']:.0f}/{v['misses']:.0f}" for k, v in ctxc.items())}).
 - **fixed k=K**: the same first K bank examples for every query, sent as
-  `icl_context` with the bank's Python instruction.
+  `icl_context` with the bank's Python instruction. k=0 sends no examples:
+  the query in the ICL format, `<instruct>{{instruction}}\n<query>{{query}}`,
+  which separates the cost of the format from the cost of the examples.
 - **embsim k=3**: the bank's example queries and each query are embedded
   with the BGE instruction; the 3 most cosine-similar examples (best first)
   are sent as `icl_context` ({res['extra']['embsim']['distinct_sets']} distinct

@@ -548,7 +548,7 @@ enum feat {
     F_ARROW_MEMBER, F_ARROW_RET, F_COLONCOLON, F_STRICT_EQ, F_OPT_CHAIN, F_NULLISH, F_RANGE,
     F_ELLIPSIS, F_CHAN, F_RS_MACRO, F_TS_NONNULL, F_RS_LIFETIME, F_RS_REF, F_PY_SELF_PARAM,
     F_PY_BLOCK, F_CPP_ACCESS, F_END_SEMI, F_END_LBRACE, F_END_BARE, F_RB_END, F_SH_CLOSER,
-    F_SQL_END, F_GENERIC, F_TS_TYPE, F_PY_TYPE, F_RS_TYPE, F_RET_TYPE, F_DOT_UPPER_CALL,
+    F_GENERIC, F_TS_TYPE, F_PY_TYPE, F_RS_TYPE, F_RET_TYPE, F_DOT_UPPER_CALL,
     F_DOT_LOWER_CALL, F_PHP_NS, F_CPP_REF, F_C_PTR_DECL, F_C_VOID_PARAMS, F_RB_SYMBOL,
     F_RB_BLOCK, F_RS_CLOSURE, F_RB_IVAR, F_AT_LINE, F_CS_ATTR_LINE, F_RS_TRY, F_TS_OPTIONAL,
     F_CS_NULLABLE, F_RB_PRED, F_HEREDOC, F_RB_HEREDOC, F_LINE_CONT, F_RS_NUM, F_C_NUM,
@@ -557,7 +557,7 @@ enum feat {
     F_PY_FROM_IMPORT, F_GO_IMPORT, F_JV_IMPORT, F_RB_CLASS_LT, F_STATIC_SCOPE, F_THIS_ARROW,
     F_TAB_INDENT, F_TYPED_PARAM, F_ADDR_OF, F_CAMEL, F_SNAKE, F_ARROW_UPPER_CALL, F_STREAM,
     F_CPP_NS, F_SQL_STMT, F_CS_DOC, F_METHOD_UPPER, F_CPP_INHERIT, F_CPP_REF_DECL, F_CPP_PTR_STYLE,
-    F_NUM
+    F_TS_AS, F_TS_PROP, F_CPP_LAMBDA, F_CPP_INIT, F_RANGE_FOR, F_NUM
 };
 
 typedef struct feature {
@@ -628,13 +628,12 @@ static const feature FEATS[F_NUM] = {
     [F_END_BARE] = {{[PY] = 1, [GO] = 1, [RB] = 1, [SH] = 1, [JS] = 1, [TS] = 1}, 4},
     [F_RB_END] = {{[RB] = 5}, 2},
     [F_SH_CLOSER] = {{[SH] = 5}, 2},
-    [F_SQL_END] = {{[SQ] = 3}, 1},
     [F_GENERIC] = {{[JV] = 1, [CS] = 1, [TS] = 1, [RS] = 1, [CP] = 1}, 3},
     [F_TS_TYPE] = {{[TS] = 4}, 3},
     [F_PY_TYPE] = {{[PY] = 2}, 2},
     [F_RS_TYPE] = {{[RS] = 3}, 3},
     [F_RET_TYPE] = {{[TS] = 3, [PH] = 1}, 2},
-    [F_DOT_UPPER_CALL] = {{[CS] = 2, [GO] = 2}, 3},
+    [F_DOT_UPPER_CALL] = {{[CS] = 2, [GO] = 2, [CP] = 1}, 3},
     [F_DOT_LOWER_CALL] = {{[JV] = 1, [JS] = 1, [TS] = 1, [PY] = 1}, 3},
     [F_PHP_NS] = {{[PH] = 4}, 2},
     [F_CPP_REF] = {{[CP] = 3}, 2},
@@ -686,6 +685,11 @@ static const feature FEATS[F_NUM] = {
     [F_CPP_INHERIT] = {{[CP] = 5}, 1},
     [F_CPP_REF_DECL] = {{[CP] = 3}, 2},
     [F_CPP_PTR_STYLE] = {{[CP] = 1}, 1},
+    [F_TS_AS] = {{[TS] = 3}, 2},
+    [F_TS_PROP] = {{[TS] = 3}, 2},
+    [F_CPP_LAMBDA] = {{[CP] = 5}, 1},
+    [F_CPP_INIT] = {{[CP] = 3}, 1},
+    [F_RANGE_FOR] = {{[CP] = 2, [JV] = 2}, 1},
 };
 
 /* ---- keyword index --------------------------------------------------------- */
@@ -771,15 +775,13 @@ typedef struct scan {
     unsigned char sql_hits[NSQL];
     unsigned char f_hits[F_NUM];
     int prose;       /* English function words seen */
-    int code_punct;  /* bytes of ( ) { } [ ] ; = < > $ seen outside strings */
-    int idents;      /* identifiers seen */
+    int code_punct;  /* bytes of ( ) { } [ ] ; = < > $ * | & outside strings and comments */
     /* the current line */
     size_t line_start;
     int tokens;          /* tokens on the line so far */
-    int first_kw;        /* KW index of the line's first identifier, or -1 */
     const unsigned char *first_id; /* the line's first identifier */
     size_t first_len;
-    int second_upper;    /* second identifier starts with a capital */
+    int member_colon;    /* the line began "name: " (a typed member or a key) */
     unsigned char last;  /* last significant byte on the line, 0 if none */
     /* the previous token */
     const unsigned char *prev_id;
@@ -1062,6 +1064,14 @@ static void type_after_colon(scan *sc, size_t j, size_t eol, int after_paren)
         feat(sc, F_TYPED_PARAM);
 }
 
+static int upper_word(const unsigned char *w, size_t n)
+{
+    for (size_t k = 0; k < n; k++)
+        if (w[k] >= 'a' && w[k] <= 'z')
+            return 0;
+    return 1;
+}
+
 /* Everything about one identifier at i (length n), with its neighbours. */
 static void identifier(scan *sc, size_t i, size_t n, size_t eol)
 {
@@ -1072,7 +1082,6 @@ static void identifier(scan *sc, size_t i, size_t n, size_t eol)
     size_t nx = skip_sp(sc, after, eol);
     int next_ns = at(sc, nx, eol); /* next non-space */
 
-    sc->idents++;
     if (n <= MAX_IDENT) {
         if (prev_dot) {
             if (!(is_upper(w[0]) && next == '('))
@@ -1234,6 +1243,28 @@ static void identifier(scan *sc, size_t i, size_t n, size_t eol)
     if ((id_is(w, n, "self") || id_is(w, n, "static") || id_is(w, n, "parent")) && next == ':' &&
         at(sc, after + 1, eol) == ':')
         feat(sc, F_STATIC_SCOPE);
+    /* "private name = ...", "readonly name: T": a class field without a
+     * type before its name (Java and C# put one there). */
+    if (sc->first_id && sc->tokens >= 1 && sc->tokens <= 2 && sc->prev_punct == 0 &&
+        (next_ns == '=' || next_ns == ':' || (next_ns == '?' && at(sc, nx + 1, eol) == ':')) &&
+        at(sc, nx + 1, eol) != '=' && at(sc, nx + 1, eol) != ':') {
+        static const char *const mods[] = {"private", "public", "protected", "readonly"};
+        for (size_t k = 0; k < sizeof mods / sizeof *mods; k++)
+            if (id_is(sc->first_id, sc->first_len, mods[k])) {
+                feat(sc, F_TS_PROP);
+                break;
+            }
+    }
+    /* "x as Foo", "as const": TypeScript's casts (Python's "as" names
+     * lower-case things, Rust's casts are to primitives). */
+    if (id_is(w, n, "as") && next == ' ' && i > 0 && sc->s[i - 1] == ' ') {
+        size_t m = id_len(sc, nx, eol);
+        if (m && (is_upper(sc->s[nx]) || id_is(sc->s + nx, m, "const") || id_is(sc->s + nx, m, "any") ||
+                  id_is(sc->s + nx, m, "unknown") || id_is(sc->s + nx, m, "string") ||
+                  id_is(sc->s + nx, m, "number")) &&
+            !(m > 1 && is_upper(sc->s[nx + 1])) && !upper_word(w, n))
+            feat(sc, F_TS_AS);
+    }
     /* Ruby block "do |x|". */
     if (id_is(w, n, "do") && next_ns == '|')
         feat(sc, F_RB_BLOCK);
@@ -1242,11 +1273,8 @@ static void identifier(scan *sc, size_t i, size_t n, size_t eol)
         feat(sc, F_C_VOID_PARAMS);
 
     if (sc->tokens == 0) {
-        sc->first_kw = n <= MAX_IDENT ? find_kw((const char *)w, n) : -1;
         sc->first_id = w;
         sc->first_len = n;
-    } else if (sc->tokens == 1) {
-        sc->second_upper = is_upper(w[0]);
     }
     sc->prev_id = w;
     sc->prev_len = n;
@@ -1268,6 +1296,10 @@ static void end_line(scan *sc, size_t eol)
     switch (sc->last) {
     case ';':
         feat(sc, F_END_SEMI);
+        /* "name: Type;" is an interface or class member; a JavaScript
+         * object's "key: value" ends with a comma. */
+        if (sc->member_colon && inner(sc) == '{')
+            feat(sc, F_TS_PROP);
         break;
     case '{':
         feat(sc, F_END_LBRACE);
@@ -1307,10 +1339,9 @@ static unsigned char last_before(const scan *sc, size_t i)
 static void scan_line(scan *sc, size_t i, size_t eol)
 {
     sc->tokens = 0;
-    sc->first_kw = -1;
     sc->first_id = NULL;
     sc->first_len = 0;
-    sc->second_upper = 0;
+    sc->member_colon = 0;
     sc->last = 0;
     sc->prev_id = NULL;
     sc->prev_punct = 0;
@@ -1552,7 +1583,7 @@ static void scan_line(scan *sc, size_t i, size_t eol)
                 else if (k > i + 1 + n && at(sc, k, eol) == '=' && at(sc, k + 1, eol) != '=')
                     feat(sc, F_DOLLAR_ASSIGN);
                 next = i + 1 + n;
-                sc->last = 'a';
+                sc->last = 'a'; /* the line ends in a name, for its shape */
             } else if (d == '(' || d == '{') {
                 feat(sc, F_DOLLAR_PAREN);
             } else if ((d >= '0' && d <= '9') || d == '@' || d == '#' || d == '?' || d == '*' ||
@@ -1571,7 +1602,7 @@ static void scan_line(scan *sc, size_t i, size_t eol)
                               sc->s[i - 1] == '.' || sc->s[i - 1] == '['))
                     feat(sc, F_RB_IVAR);
                 next = i + 1 + n;
-                sc->last = 'a';
+                sc->last = 'a'; /* the line ends in a name, for its shape */
             }
             break;
         case '<':
@@ -1639,8 +1670,11 @@ static void scan_line(scan *sc, size_t i, size_t eol)
                 feat(sc, F_FAT_ARROW);
                 next = i + 2;
             } else if (d == '=' && at(sc, i + 2, eol) == '=') {
-                feat(sc, F_STRICT_EQ);
+                if (at(sc, i + 3, eol) != '=')
+                    feat(sc, F_STRICT_EQ); /* "====" is an underline */
                 next = i + 3;
+                while (next < eol && sc->s[next] == '=')
+                    next++;
             } else if (d == '~') {
                 feat(sc, F_RB_MATCH);
                 next = i + 2;
@@ -1665,12 +1699,18 @@ static void scan_line(scan *sc, size_t i, size_t eol)
                 feat(sc, F_WALRUS);
                 next = i + 2;
             } else if (d == ' ' && i > 0 && sc->s[i - 1] == ' ') {
-                /* "struct a : public b": C++ inheritance. */
+                /* "struct a : public b": C++ inheritance; ") : x_(x)": a
+                 * constructor's initializer list; "for (T x : xs)". */
                 size_t k = i + 2;
                 size_t m = id_len(sc, k, eol);
                 if (id_is(sc->s + k, m, "public") || id_is(sc->s + k, m, "private") ||
                     id_is(sc->s + k, m, "protected") || id_is(sc->s + k, m, "virtual"))
                     feat(sc, F_CPP_INHERIT);
+                else if (m && last_before(sc, i) == ')' && (at(sc, k + m, eol) == '(' || at(sc, k + m, eol) == '{'))
+                    feat(sc, F_CPP_INIT);
+                else if (sc->first_id && id_is(sc->first_id, sc->first_len, "for") && inner(sc) == '(' &&
+                         sc->tokens >= 4)
+                    feat(sc, F_RANGE_FOR);
             } else if (is_id_start(d) && i > 0 &&
                        (sc->s[i - 1] == ' ' || sc->s[i - 1] == '(' || sc->s[i - 1] == ',')) {
                 feat(sc, F_RB_SYMBOL);
@@ -1678,6 +1718,8 @@ static void scan_line(scan *sc, size_t i, size_t eol)
                 type_after_colon(sc, i + 1, eol, 1);
             } else if (sc->prev_id && d == ' ' &&
                        (sc->prev_end == i || (sc->prev_end + 1 == i && sc->s[i - 1] == '?'))) {
+                if (sc->tokens == 2 || (sc->tokens == 3 && sc->s[i - 1] == '?'))
+                    sc->member_colon = 1;
                 type_after_colon(sc, i + 1, eol, 0);
             }
             break;
@@ -1721,7 +1763,12 @@ static void scan_line(scan *sc, size_t i, size_t eol)
             }
             break;
         case '[':
-            if (d == '[' && at(sc, i + 2, eol) == ' ') {
+            if ((d == '&' || d == '=') && (at(sc, i + 2, eol) == ']' || at(sc, i + 2, eol) == ',')) {
+                feat(sc, F_CPP_LAMBDA); /* "[&]", "[=]": C++ lambda captures */
+            } else if (d == ']' && at(sc, i + 2, eol) == '(' && i > 0 && !is_id(sc->s[i - 1]) &&
+                       sc->s[i - 1] != ']' && sc->s[i - 1] != ')') {
+                feat(sc, F_CPP_LAMBDA); /* "[](int x)" */
+            } else if (d == '[' && at(sc, i + 2, eol) == ' ') {
                 feat(sc, F_SH_TEST);
                 next = i + 2;
             } else if (d == ' ' && (sc->tokens == 1 || (sc->prev_id && (id_is(sc->prev_id, sc->prev_len, "if") ||
@@ -1826,42 +1873,70 @@ static int code_line(const unsigned char *l, size_t n)
     return 0;
 }
 
-/* A chunk cut from the middle of a docstring starts with prose and then
- * meets the docstring's closing quotes. Returns the offset just past the
- * closing line, or 0 when the text does not start that way. */
+/* The shape of a closing triple quote at i on the line starting at b:
+ * nothing after it, and before it no "=", "(" or string prefix that would
+ * make it an opener. */
+static int closer_shape(const unsigned char *s, size_t n, size_t b, size_t i)
+{
+    size_t j = i + 3;
+    while (j < n && is_space(s[j]))
+        j++;
+    if (j < n && s[j] != '\n')
+        return 0; /* text after it: an opener ("""Summary) */
+    size_t e = i;
+    while (e > b && is_space(s[e - 1]))
+        e--;
+    if (e == b && b == 0)
+        return 0; /* alone on the first line: as likely an opener */
+    if (e > b && (s[e - 1] == '=' || s[e - 1] == '(' || s[e - 1] == ',' || s[e - 1] == '[' ||
+                  ((s[e - 1] == 'r' || s[e - 1] == 'b' || s[e - 1] == 'f' || s[e - 1] == 'u') &&
+                   (e - 1 == b || !is_id(s[e - 2])))))
+        return 0;
+    return 1;
+}
+
+/* A chunk cut from the middle of a docstring (or any triple-quoted string)
+ * starts with text that is not code, up to the closing quotes. Returns the
+ * offset just past the closing line, or 0 when the text does not start
+ * that way. An odd number of triple quotes says one of them closes a
+ * string begun before the text. */
 static size_t skip_docstring_tail(const unsigned char *s, size_t n)
 {
-    size_t b = 0; /* start of the current line */
+    size_t first = n, b_first = 0, b = 0, count = 0;
+    int code_before = 0, punct_before = 0;
+    unsigned char q = 0;
     for (size_t i = 0; i + 2 < n; i++) {
         int c = s[i];
         if (c == '\n') {
-            if (code_line(s + b, i - b))
-                return 0;
+            if (first == n && code_line(s + b, i - b))
+                code_before = 1;
             b = i + 1;
             continue;
         }
-        /* Code before any triple quote: nothing to skip. */
-        if (c == '=' || c == ';' || c == '{')
-            return 0;
-        if ((c == '"' || c == '\'') && s[i + 1] == c && s[i + 2] == c) {
-            size_t j = i + 3;
-            while (j < n && is_space(s[j]))
-                j++;
-            if (j < n && s[j] != '\n')
-                return 0; /* text after it: an opener ("""Summary) */
-            size_t e = i;
-            while (e > b && is_space(s[e - 1]))
-                e--;
-            if (e == b && b == 0)
-                return 0; /* alone on the first line: likely an opener */
-            if (e > b && (s[e - 1] == '(' || s[e - 1] == ',' || s[e - 1] == '[' ||
-                          ((s[e - 1] == 'r' || s[e - 1] == 'b' || s[e - 1] == 'f' || s[e - 1] == 'u') &&
-                           (e - 1 == b || !is_id(s[e - 2])))))
-                return 0;
-            return j < n ? j + 1 : n;
+        if (first == n && (c == ';' || c == '{' ||
+                           (c == '=' && (i == 0 || s[i - 1] != '=') && s[i + 1] != '=')))
+            punct_before = 1;
+        if ((c == '"' || c == '\'') && s[i + 1] == c && s[i + 2] == c && (!q || c == q)) {
+            if (first == n) {
+                first = i;
+                b_first = b;
+                q = (unsigned char)c;
+            }
+            count++;
+            i += 2;
         }
     }
-    return 0;
+    if (first == n || !closer_shape(s, n, b_first, first))
+        return 0;
+    /* A Python line (def, class, import, a block header) before it means
+     * the quote opens a string; so does code punctuation, unless the count
+     * says a string was already open (its text may be a code template). */
+    if (code_before || (count % 2 == 0 && punct_before))
+        return 0;
+    size_t j = first + 3;
+    while (j < n && s[j] != '\n')
+        j++;
+    return j < n ? j + 1 : n;
 }
 
 /* Below this, no language has shown enough of its habits. */

@@ -58,18 +58,12 @@ static void total_time_header(srv_exchange *x)
 
 /* ---- shared checks -------------------------------------------------------------------- */
 
-static const char *const languages[] = {"python", "javascript", "typescript", "java", "csharp",
-                                        "go",     "rust",       "c",          "cpp",  "ruby",
-                                        "php",    "shell",      "sql"};
-
 /* The metrics label for a request's language: a known name or "generic",
  * so that clients cannot grow the label set without bound. */
 static const char *language_label(const char *l)
 {
-    for (size_t i = 0; l && i < sizeof languages / sizeof languages[0]; i++)
-        if (!strcasecmp(l, languages[i]))
-            return languages[i];
-    return "generic";
+    int lang = l ? icl_lang_parse(l) : -1;
+    return icl_lang_name(lang < 0 ? ICL_LANG_GENERIC : (icl_lang)lang);
 }
 
 static int model_accepted(const srv *s, const char *name)
