@@ -4,7 +4,7 @@ and a bounded wrk load run that watches statuses, socket errors and RSS.
 
 Needs promtool, prometheus and wrk (Debian packages prometheus and wrk).
 The load run lasts BGEICL_LOAD_SECONDS (default 10 s); under the ASan build
-(BGEICL_BIN=.../san/bgeicl) it uses 16 connections for 5 s and does not
+(BGEICL_BIN=.../san/bgeicl) it uses 16 connections for 20 s and does not
 check RSS growth (ASan's quarantine grows it). Figures are printed: run with
 `pytest -rP` to see them.
 """
@@ -442,7 +442,7 @@ def test_prometheus_scrapes_server(bin_path, tmp_path, auth):
 def test_wrk_load_statuses_and_rss(bin_path, tmp_path):
     need("wrk")
     conns = 16 if ASAN else 64
-    seconds = int(os.environ.get("BGEICL_LOAD_SECONDS", "5" if ASAN else "10"))
+    seconds = int(os.environ.get("BGEICL_LOAD_SECONDS", "20" if ASAN else "10"))
     bodies = load_bodies(vary=True)
     lua = write_lua(tmp_path / "load.lua", bodies, vary=True)
     with Server(bin_path) as srv:
