@@ -80,6 +80,12 @@ DOWNLOADS = [
      "c532167725ab7d085123209156c93cef22f2479cb9c8527060f1cd903aa9d149"),
     ("typescript", "https://registry.npmjs.org/@tanstack/query-core/-/query-core-5.59.0.tgz",
      "2586579316ffc0957be3c4c33e2f9dfa7732b55c15013b7139244d2ab60d27fc"),
+    ("typescript", "https://registry.npmjs.org/immer/-/immer-10.1.1.tgz",
+     "946cc79684ad1e080b09d4f2da14247b272aa667f3aaa100f35846148689f08f"),
+    ("typescript", "https://registry.npmjs.org/mobx/-/mobx-6.13.5.tgz",
+     "b85a7f765065c081724a7c49e91f59950151607b2f1c5a77c8ec4231f7129a1b"),
+    ("typescript", "https://registry.npmjs.org/zod/-/zod-3.25.76.tgz",
+     "9e1f1a05f0dd0c1dab64ee91ceb9bf55cd44d35368c70edda80a2fdc70a88377"),
     ("csharp", "pypi:pythonnet==3.0.3",
      "8d4b2e97158a023875f8647458a58f38817f4fe39af60abdd6b0d8adf1d77e75"),
     ("rust", "https://static.crates.io/crates/regex-syntax/regex-syntax-0.8.2.crate",
@@ -320,7 +326,7 @@ def archive_members(path):
                     yield m.name, t.extractfile(m).read()
 
 
-def add_downloads(corpus, want, sums):
+def add_downloads(corpus, want, sums, per_dir):
     for label, url, want_sum in DOWNLOADS:
         if label not in want:
             continue
@@ -335,11 +341,13 @@ def add_downloads(corpus, want, sums):
             continue
         sums[path.name] = digest
         group = path.name
+        taken = collections.Counter()  # the same per-directory cap as on disk
         for name, data in archive_members(path):
             if name.endswith(".d.ts") or EXT.get(os.path.splitext(name)[1]) != label:
                 continue
-            if b"\0" in data:
+            if b"\0" in data or taken[os.path.dirname(name)] >= per_dir:
                 continue
+            taken[os.path.dirname(name)] += 1
             corpus.add(label, name, data.decode("utf-8", "replace"), group)
 
 
@@ -612,7 +620,7 @@ def main():
     sums = {}
     if not args.no_download:
         short = {l for l in LANGS if len(corpus.files[l]) < 150}
-        add_downloads(corpus, short, sums)
+        add_downloads(corpus, short, sums, args.per_dir)
     files = {l: len(corpus.files[l]) for l in LANGS}
     log("files: " + ", ".join(f"{l}={n}" for l, n in files.items()))
 

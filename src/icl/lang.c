@@ -407,6 +407,20 @@ static const kw KW[] = {
     {"delete", {[CP] = 2}},
     {"true", {[CP] = 1, [JS] = 1, [TS] = 1, [JV] = 1, [CS] = 1, [RS] = 1, [RB] = 1, [PH] = 1, [GO] = 1}},
     {"false", {[CP] = 1, [JS] = 1, [TS] = 1, [JV] = 1, [CS] = 1, [RS] = 1, [RB] = 1, [PH] = 1, [GO] = 1}},
+    /* googletest, C++ only */
+    {"TEST_F", {[CP] = 5}},
+    {"TEST_P", {[CP] = 5}},
+    {"EXPECT_EQ", {[CP] = 4}},
+    {"EXPECT_NE", {[CP] = 4}},
+    {"EXPECT_TRUE", {[CP] = 4}},
+    {"EXPECT_FALSE", {[CP] = 4}},
+    {"EXPECT_STREQ", {[CP] = 4}},
+    {"EXPECT_THAT", {[CP] = 5}},
+    {"EXPECT_CALL", {[CP] = 5}},
+    {"ASSERT_EQ", {[CP] = 4}},
+    {"ASSERT_NE", {[CP] = 4}},
+    {"ASSERT_TRUE", {[CP] = 4}},
+    {"ASSERT_FALSE", {[CP] = 4}},
     {".push_back", {[CP] = 5}},
     {".c_str", {[CP] = 5}},
     {".size", {[CP] = 2, [JV] = 2, [RB] = 1}},
@@ -428,6 +442,8 @@ static const kw KW[] = {
     {".new", {[RB] = 4}},
     {".each", {[RB] = 4}},
     {".nil?", {[RB] = 5}},
+    {"require_relative", {[RB] = 5}},
+    {".freeze", {[RB] = 4}},
     /* PHP */
     {"echo", {[PH] = 3, [SH] = 3}},
     {"isset", {[PH] = 5}},
@@ -557,7 +573,7 @@ enum feat {
     F_PY_FROM_IMPORT, F_GO_IMPORT, F_JV_IMPORT, F_RB_CLASS_LT, F_STATIC_SCOPE, F_THIS_ARROW,
     F_TAB_INDENT, F_TYPED_PARAM, F_ADDR_OF, F_CAMEL, F_SNAKE, F_ARROW_UPPER_CALL, F_STREAM,
     F_CPP_NS, F_SQL_STMT, F_CS_DOC, F_METHOD_UPPER, F_CPP_INHERIT, F_CPP_REF_DECL, F_CPP_PTR_STYLE,
-    F_TS_AS, F_TS_PROP, F_CPP_LAMBDA, F_CPP_INIT, F_RANGE_FOR, F_NUM
+    F_TS_AS, F_TS_PROP, F_CPP_LAMBDA, F_CPP_INIT, F_RANGE_FOR, F_TS_TYPED_VAR, F_INCLUDE_QH, F_CS_ACCESSOR, F_RB_DEF, F_NUM
 };
 
 typedef struct feature {
@@ -690,6 +706,10 @@ static const feature FEATS[F_NUM] = {
     [F_CPP_LAMBDA] = {{[CP] = 5}, 1},
     [F_CPP_INIT] = {{[CP] = 3}, 1},
     [F_RANGE_FOR] = {{[CP] = 2, [JV] = 2}, 1},
+    [F_TS_TYPED_VAR] = {{[TS] = 6, [RS] = 2}, 2},
+    [F_INCLUDE_QH] = {{[C_] = 3, [CP] = 3}, 3},
+    [F_CS_ACCESSOR] = {{[CS] = 6}, 2},
+    [F_RB_DEF] = {{[RB] = 4}, 2},
 };
 
 /* ---- keyword index --------------------------------------------------------- */
@@ -939,8 +959,9 @@ static int preprocessor(scan *sc, size_t i, size_t eol)
         if (!dot)
             feat(sc, F_INCLUDE_STD); /* <vector>, <cstdio> */
         else if (en == 1 && ext[0] == 'h')
-            feat(sc, F_INCLUDE_H);
-        else if (id_is(ext, en, "hpp") || id_is(ext, en, "hh") || id_is(ext, en, "hxx"))
+            feat(sc, open == '"' ? F_INCLUDE_QH : F_INCLUDE_H); /* "x.h": a project's own header */
+        else if (id_is(ext, en, "hpp") || id_is(ext, en, "hh") || id_is(ext, en, "hxx") ||
+                 id_is(ext, en, "cc") || id_is(ext, en, "cpp"))
             feat(sc, F_INCLUDE_HPP);
         return 1;
     }
@@ -1072,6 +1093,8 @@ static int upper_word(const unsigned char *w, size_t n)
     return 1;
 }
 
+static unsigned char last_before(const scan *sc, size_t i);
+
 /* Everything about one identifier at i (length n), with its neighbours. */
 static void identifier(scan *sc, size_t i, size_t n, size_t eol)
 {
@@ -1136,8 +1159,9 @@ static void identifier(scan *sc, size_t i, size_t n, size_t eol)
     if (next == '!' && (at(sc, after + 1, eol) == '(' || at(sc, after + 1, eol) == '[' ||
                         (at(sc, after + 1, eol) == ' ' && at(sc, after + 2, eol) == '{')))
         feat(sc, F_RS_MACRO);
-    else if (next == '!' && at(sc, after + 1, eol) == '.')
-        feat(sc, F_TS_NONNULL);
+    else if (next == '!' && (at(sc, after + 1, eol) == '.' || at(sc, after + 1, eol) == ';' ||
+                             at(sc, after + 1, eol) == ')' || at(sc, after + 1, eol) == ','))
+        feat(sc, F_TS_NONNULL); /* "x!.y", "x!;": TypeScript's non-null assertion */
     if (next == '<' && (is_id_start(at(sc, after + 1, eol)) || at(sc, after + 1, eol) == '\'')) {
         /* "Foo<T" or "vector<int>": a type argument list, not "i<n". */
         size_t k = after + 1 + (at(sc, after + 1, eol) == '\'');
@@ -1264,7 +1288,19 @@ static void identifier(scan *sc, size_t i, size_t n, size_t eol)
                   id_is(sc->s + nx, m, "number")) &&
             !(m > 1 && is_upper(sc->s[nx + 1])) && !upper_word(w, n))
             feat(sc, F_TS_AS);
+        else if (m && at(sc, nx + m, eol) == '.' &&
+                 (is_id_start(at(sc, nx + m + 1, eol)) || at(sc, nx + m + 1, eol) == '$'))
+            feat(sc, F_TS_AS); /* "x as ns.Type": a qualified type */
     }
+    /* "const name: Type", "let x: T": an annotated variable (Rust's "let"
+     * too, but JavaScript never). */
+    if (next == ':' && at(sc, after + 1, eol) == ' ' && p && sc->prev_punct == 0 &&
+        (id_is(p, pn, "const") || id_is(p, pn, "let") || id_is(p, pn, "var")))
+        feat(sc, F_TS_TYPED_VAR);
+    /* "{ get; set; }": a C# auto-property. */
+    if ((id_is(w, n, "get") || id_is(w, n, "set") || id_is(w, n, "init")) && next == ';' &&
+        last_before(sc, i) == '{')
+        feat(sc, F_CS_ACCESSOR);
     /* Ruby block "do |x|". */
     if (id_is(w, n, "do") && next_ns == '|')
         feat(sc, F_RB_BLOCK);
@@ -1315,7 +1351,14 @@ static void end_line(scan *sc, size_t eol)
                                      id_is(f, fn, "protected")))
             feat(sc, F_CPP_ACCESS);
         break;
+    case ',':
+    case '(':
+    case '[':
+    case '\\':
+        break; /* the line goes on */
     default:
+        if (f && id_is(f, fn, "def") && sc->tokens >= 2)
+            feat(sc, F_RB_DEF); /* "def name" with no ":" after it: Ruby */
         if (only && id_is(f, fn, "end"))
             feat(sc, F_RB_END);
         else if (only && (id_is(f, fn, "fi") || id_is(f, fn, "done") || id_is(f, fn, "esac")))

@@ -143,6 +143,10 @@ static const snippet SNIPPETS[] = {
     {ICL_LANG_TYPESCRIPT, "export class Cache<T> {\n  private items: Map<string, T> = new Map();\n"
                           "  get(key: string): T | undefined {\n    return this.items.get(key);\n  }\n}\n"},
     {ICL_LANG_TYPESCRIPT, "type Handler = (event: Event) => void;\nconst handlers: Handler[] = [];\n"},
+    {ICL_LANG_TYPESCRIPT, "const value = lastValue!;\nconst adm: Administration = lookup(this)[key];\n"
+                          "subscriber.next(value);\n"},
+    {ICL_LANG_TYPESCRIPT, "const issue = raw as errors.StringFormatIssue;\nlet client: QueryClient\n"
+                          "client = create(issue)\n"},
     {ICL_LANG_JAVA, "public class Main {\n    public static void main(String[] args) {\n"
                     "        System.out.println(\"Hello\");\n    }\n}\n"},
     {ICL_LANG_JAVA, "import java.util.List;\nimport java.util.ArrayList;\n\n"
@@ -153,6 +157,7 @@ static const snippet SNIPPETS[] = {
                       "        static void Main(string[] args)\n        {\n"
                       "            Console.WriteLine($\"Hello {args.Length}\");\n        }\n    }\n}\n"},
     {ICL_LANG_CSHARP, "public string Name { get; set; }\npublic override string ToString() => Name;\n"},
+    {ICL_LANG_CSHARP, "interface ITypeOffsets\n{\n    int tp_alloc { get; }\n    int tp_base { get; }\n}\n"},
     {ICL_LANG_CSHARP, "/// <summary>Adds two numbers.</summary>\ninternal static int Add(int a, int b)\n{\n"
                       "    return a + b;\n}\n"},
     {ICL_LANG_GO, "package main\n\nimport \"fmt\"\n\nfunc main() {\n\tfmt.Println(\"hello\")\n}\n"},
@@ -175,6 +180,13 @@ static const snippet SNIPPETS[] = {
     {ICL_LANG_CPP, "namespace util {\nauto p = std::make_unique<Widget>();\nif (p != nullptr) p->run();\n}  // namespace util\n"},
     {ICL_LANG_RUBY, "class Greeter\n  attr_reader :name\n\n  def initialize(name)\n    @name = name\n  end\n\n"
                     "  def greet\n    puts \"Hello, #{@name}\"\n  end\nend\n"},
+    {ICL_LANG_CPP, "#include \"sample2.h\"\n\n#include \"gtest/gtest.h\"\nnamespace {\n"
+                   "TEST(MyString, DefaultConstructor) {\n  const MyString s;\n"
+                   "  EXPECT_STREQ(nullptr, s.c_string());\n  EXPECT_EQ(0u, s.Length());\n}\n"},
+    {ICL_LANG_CPP, "// Pulls in the real sources.\n#include \"src/gtest-death-test.cc\"\n"
+                   "#include \"src/gtest-filepath.cc\"\n"},
+    {ICL_LANG_RUBY, "  def times\n    cpu = bean.current_thread_cpu_time\n    cpu = 0 if cpu < 0\n"
+                    "    cpu / 1000000000.0\n"},
     {ICL_LANG_RUBY, "[1, 2, 3].each do |x|\n  puts x unless x.nil?\nend\n"},
     {ICL_LANG_RUBY, "require 'json'\nmodule Util\n  def self.load(path)\n    JSON.parse(File.read(path))\n"
                     "  rescue Errno::ENOENT\n    nil\n  end\nend\n"},
