@@ -360,6 +360,7 @@ def run(args):
         "documents": extra["documents"], "extra": extra,
         "rows": [rows[n] for n in order],
         "runtime_seconds": time.perf_counter() - t_start,
+        "loadavg_at_end": list(os.getloadavg()),
         "command": REPRO if (args.pairs, args.seed) == (2000, 1)
         else f".venv/bin/python bench/eval_retrieval.py --pairs {args.pairs} --seed {args.seed}",
     }
@@ -386,7 +387,7 @@ def table(res):
 def verdict(res):
     rows = {r["name"]: r for r in res["rows"]}
     best = max(res["rows"], key=lambda r: r["mrr10"])
-    base = rows["bge-instruction"]
+    base, none = rows["bge-instruction"], rows["none"]
     icl = [r for r in res["rows"] if r["name"].split()[0] in ("selected", "fixed", "embsim",
                                                                 "symmetric")]
     best_icl = max(icl, key=lambda r: r["mrr10"])
@@ -395,81 +396,88 @@ def verdict(res):
     sel = {k: rows[f"selected k={k}"] for k in (1, 2, 3)}
     best_sel_k = max(sel, key=lambda k: sel[k]["mrr10"])
     sym = next(r for r in res["rows"] if r["name"].startswith("symmetric"))
-    emb, lex = rows["embsim k=3"], rows["selected k=3"]
-    p = []
-    p.append(f"The best configuration is **{best['name']}** (MRR@10 {best['mrr10']:.3f}, "
-             f"R@1 {best['r1']:.3f}, R@10 {best['r10']:.3f}). The plain BGE query instruction "
-             f"scores {base['mrr10']:.3f}; queries embedded as documents score "
-             f"{rows['none']['mrr10']:.3f}. The best ICL configuration, {best_icl['name']}, "
-             f"scores {best_icl['mrr10']:.3f} "
-             f"({best_icl['mrr10_diff_vs_bge_instruction']:+.3f} against the instruction, paired "
-             f"95% CI {best_icl['mrr10_diff_ci95'][0]:+.3f} to "
-             f"{best_icl['mrr10_diff_ci95'][1]:+.3f}).")
-    if sig_worse:
-        p.append("ICL is significantly worse than the plain instruction (the paired interval "
-                 "lies below zero) for: " + ", ".join(sig_worse) + ".")
-    if sig_better:
-        p.append("ICL is significantly better for: " + ", ".join(sig_better) + ".")
-    else:
-        p.append("No ICL configuration is significantly better than the plain instruction.")
-    p.append(f"Each ICL query costs {lex['prompt_tokens_per_query']:.0f} prompt tokens at k=3 "
-             f"against {base['prompt_tokens_per_query']:.0f} with the instruction "
-             f"({lex['query_ms_per_query'] / max(base['query_ms_per_query'], 1e-9):.0f}x the "
-             f"query time).")
-    icl_good = best_icl["mrr10_diff_ci95"][1] >= 0
+    sym_q = rows[sym["name"].replace("symmetric", "fixed")]
+    emb, lex, k0, f3 = rows["embsim k=3"], rows["selected k=3"], rows["fixed k=0"], rows["fixed k=3"]
     es = res["extra"]["embsim_vs_selected_k3"]
+    ci = lambda r: f"{r['mrr10_diff_ci95'][0]:+.3f} to {r['mrr10_diff_ci95'][1]:+.3f}"  # noqa: E731
+
+    # 1. The headline.
+    a = [f"The best configuration is **{best['name']}** (MRR@10 {best['mrr10']:.3f}, "
+         f"R@1 {best['r1']:.3f}, R@10 {best['r10']:.3f})."]
+    a.append(f"Queries embedded as documents, with no prompt at all, score {none['mrr10']:.3f} "
+             f"({none['mrr10_diff_vs_bge_instruction']:+.3f} against the instruction, paired "
+             f"95% CI {ci(none)}).")
+    if len(sig_worse) == len(icl):
+        a.append("Every ICL configuration is significantly worse than the plain instruction "
+                 "(its paired interval lies entirely below zero).")
+    elif sig_worse:
+        a.append("ICL is significantly worse than the plain instruction (the paired interval "
+                 "lies below zero) for " + ", ".join(sig_worse) + ".")
+    if sig_better:
+        a.append("ICL is significantly better for " + ", ".join(sig_better) + ".")
+    a.append(f"The best ICL row, {best_icl['name']}, scores {best_icl['mrr10']:.3f} "
+             f"({best_icl['mrr10_diff_vs_bge_instruction']:+.3f}, {ci(best_icl)}); the server's "
+             f"own ICL at its default k=3 (selected k=3) scores {lex['mrr10']:.3f} "
+             f"({lex['mrr10_diff_vs_bge_instruction']:+.3f}), and costs "
+             f"{lex['prompt_tokens_per_query']:.0f} prompt tokens per query against "
+             f"{base['prompt_tokens_per_query']:.0f} "
+             f"(about {lex['query_ms_per_query'] / max(base['query_ms_per_query'], 1e-9):.0f}x "
+             f"the query time).")
+
+    # 2. Why.
+    b = [f"Why: even the ICL format with the instruction and no examples (fixed k=0) scores "
+         f"{k0['mrr10']:.3f} ({k0['mrr10_diff_vs_bge_instruction']:+.3f}, {ci(k0)}), so the "
+         f"`<instruct>`/`<query>` wrapping is itself not what this model was trained on; one "
+         f"fixed example takes it to {rows['fixed k=1']['mrr10']:.3f}"
+         + (", and every further example lowers it again" if rows["fixed k=1"]["mrr10"]
+            > rows["fixed k=2"]["mrr10"] > f3["mrr10"] else "")
+         + f". The model pools one CLS vector over the whole prompt, and "
+         f"at k=3 the query is a small part of a prompt that is mostly worked examples, the "
+         f"same for every query (fixed) or one of few sets (selected). The mean cosine between "
+         f"two different queries' vectors is {base['query_query_cos']:.3f} with the "
+         f"instruction, {lex['query_query_cos']:.3f} with selected k=3 and "
+         f"{f3['query_query_cos']:.3f} with fixed k=3, and a query's cosine to its own document "
+         f"drops from {base['query_own_doc_cos']:.3f} to {f3['query_own_doc_cos']:.3f}: the "
+         f"prompt, not the query, decides where the vector lands."]
+
+    # 3. Example choice and symmetric ICL.
     which = ("better than" if es["ci95"][0] > 0 else "worse than" if es["ci95"][1] < 0
              else "not distinguishable from")
-    p.append(f"Example choice: embedding-similarity selection scores {emb['mrr10']:.3f} against "
-             f"the server's lexical selection {lex['mrr10']:.3f} (paired difference "
-             f"{es['mrr10_diff']:+.3f}, 95% CI {es['ci95'][0]:+.3f} to {es['ci95'][1]:+.3f}: "
-             f"{which} it) and the fixed first three {rows['fixed k=3']['mrr10']:.3f} (k=3)"
-             + ("; choosing examples close to the query helps a little, because the prompt "
-                "then varies with the query" if min(emb["mrr10"], lex["mrr10"])
-                > rows["fixed k=3"]["mrr10"] else "")
-             + ("" if icl_good else ", but no choice makes ICL competitive")
-             + f". Symmetric ICL "
-             f"({sym['name']}, documents embedded with the same context, "
+    c = [f"Which examples: embedding-similarity selection (embsim k=3) scores "
+         f"{emb['mrr10']:.3f} against the server's lexical selection {lex['mrr10']:.3f}, a "
+         f"paired difference of {es['mrr10_diff']:+.3f} (95% CI {es['ci95'][0]:+.3f} to "
+         f"{es['ci95'][1]:+.3f}), so it is {which} the lexical choice; the fixed first three "
+         f"score {f3['mrr10']:.3f}."]
+    if min(emb["mrr10"], lex["mrr10"]) > f3["mrr10"]:
+        c.append("Choosing examples close to the query helps somewhat, because the prompt then "
+                 "varies with the query" + ("" if sig_better else
+                                            ", but no choice of examples makes ICL competitive")
+                 + ".")
+    c.append(f"Symmetric ICL ({sym['name']}: documents embedded with the same context, "
              f"{res['extra']['symmetric']['doc_prompt_tokens_per_doc']:.0f} tokens per document "
              f"against {res['documents']['prompt_tokens_per_doc']:.0f}) scores "
-             f"{sym['mrr10']:.3f}, against {rows[sym['name'].replace('symmetric', 'fixed')]['mrr10']:.3f} "
-             f"for the same query vectors against plain documents.")
-    k0 = rows["fixed k=0"]
-    p.append(f"The ICL format with the instruction and no examples (fixed k=0) scores "
-             f"{k0['mrr10']:.3f} ({k0['mrr10_diff_vs_bge_instruction']:+.3f}, paired 95% CI "
-             f"{k0['mrr10_diff_ci95'][0]:+.3f} to {k0['mrr10_diff_ci95'][1]:+.3f}), so the "
-             f"`<instruct>`/`<query>` format is itself not what this model was trained on; with "
-             f"one fixed example it falls to {rows['fixed k=1']['mrr10']:.3f}. The model pools one "
-             f"CLS vector over the whole prompt; at k=3 the query is a small part of a prompt "
-             f"that is mostly worked examples, the same for every query (fixed) or one of a "
-             f"few sets (selected). The mean cosine between two different queries' vectors "
-             f"is {base['query_query_cos']:.2f} with the instruction and "
-             f"{rows['fixed k=3']['query_query_cos']:.2f} with fixed k=3 "
-             f"({lex['query_query_cos']:.2f} selected k=3), and a query's cosine to its own "
-             f"document drops from {base['query_own_doc_cos']:.2f} to "
-             f"{rows['fixed k=3']['query_own_doc_cos']:.2f}: the prompt, not the query, "
-             f"decides where the vector lands.")
-    if sym["mrr10"] > max(r["mrr10"] for r in icl if r is not sym) and \
-            sym["mrr10"] < base["mrr10"]:
-        p.append("Symmetric ICL narrows the gap by putting the same context on both sides, "
-                 "but does not close it.")
-    icl_helps = best_icl["mrr10_diff_ci95"][0] > 0
-    if icl_helps:
-        rec = (f"**Recommendation:** ICL helps this encoder here, so `--icl` may stay on; "
-               f"the default `--icl-k` should be {best_sel_k}, the best server-selected k.")
+             f"{sym['mrr10']:.3f}, against {sym_q['mrr10']:.3f} for the same query vectors "
+             f"against plain documents: putting the context on both sides "
+             + ("recovers part of the loss" if sym["mrr10"] > sym_q["mrr10"] else "does not help")
+             + (", but not the plain instruction's score." if sym["mrr10"] < base["mrr10"]
+                else "."))
+
+    model = res["model"]
+    if sig_better:
+        rec = (f"**Recommendation:** ICL helps {model} here, so `--icl` may stay on; the "
+               f"default `--icl-k` should be {best_sel_k}, the best server-selected k.")
     else:
-        rec = ("**Recommendation:** bge-small-en-v1.5 is an encoder that was not trained with "
-               "ICL prompts (unlike BAAI/bge-en-icl, a decoder trained on exactly this format), "
-               "and on this data the prompts do not buy retrieval quality but cost many times the "
-               "tokens and time. For encoder models `--icl` should default to **off** for "
-               "queries (a query then gets the model's own instruction); ICL stays available "
-               "per request (`enable_icl`, `icl_context`) and should be on by default only for "
-               "ICL-trained models such as bge-en-icl. Where a client turns it on for this "
-               f"model, the least harmful server-selected k here is {best_sel_k}, so "
-               f"`--icl-k` should default to {best_sel_k} for encoder models; k=3 remains the "
-               "bge-en-icl default from FlagEmbedding.")
-    p.append(rec)
-    return " ".join(p[:-1]) + "\n\n" + p[-1]
+        rec = (f"**Recommendation:** {model} is an encoder that was not trained with ICL "
+               "prompts (unlike BAAI/bge-en-icl, a decoder trained on exactly this format), and "
+               "here the prompts cost retrieval quality as well as many times the tokens and "
+               "time. For this model `--icl` should default to **off**, so that a query gets "
+               "the model's own instruction unless the client asks for ICL (`enable_icl`, "
+               "`icl_context` keep working per request); ICL on by default belongs to "
+               "ICL-trained models such as bge-en-icl. For `--icl-k`, the least harmful "
+               f"server-selected k for this model is {best_sel_k}, so it should default to "
+               f"{best_sel_k} when the served model is an encoder like this one; k=3, "
+               "FlagEmbedding's setting for bge-en-icl, stays the default for ICL-trained models.")
+    return "\n\n".join([" ".join(a), " ".join(b), " ".join(c), rec])
 
 
 def render(res):
@@ -514,7 +522,7 @@ Configurations:
   (hits/misses: {', '.join(f"{k}: {v['hits']:.0f}/{v['misses']:.0f}" for k, v in ctxc.items())}).
 - **fixed k=K**: the same first K bank examples for every query, sent as
   `icl_context` with the bank's Python instruction. k=0 sends no examples:
-  the query in the ICL format, `<instruct>{{instruction}}\n<query>{{query}}`,
+  the query in the ICL format, `<instruct>{{instruction}}\\n<query>{{query}}`,
   which separates the cost of the format from the cost of the examples.
 - **embsim k=3**: the bank's example queries and each query are embedded
   with the BGE instruction; the 3 most cosine-similar examples (best first)
@@ -522,7 +530,7 @@ Configurations:
   example sets). Its time includes embedding the bank once, not the query's
   own plain embedding.
 - **symmetric k={sym['k']}**: documents embedded with the same `icl_context`
-  as the queries (the best fixed k, ties going to 3), as ChunkHound's
+  as the queries (the best fixed k from 1 to 3, ties going to 3), as ChunkHound's
   symmetric mode does; the queries are the fixed k={sym['k']} vectors. A
   document whose prompt would pass 512 tokens keeps fewer examples (the
   server keeps the text whole and drops examples that do not fit).

@@ -19,9 +19,9 @@ static const char *const usage =
     "             [--format jsonl|json] [--threads N] [TEXT... | -]\n"
     "  Prints one line {\"index\":i,\"embedding\":[...]} per input (plus \"id\" if given).\n"
     "  With -, reads JSON Lines from stdin: a JSON string or {\"text\":..., \"id\":...}.\n"
-    "  --query embeds the texts as queries: with ICL (the server's default), an instruction\n"
-    "  and worked examples for the language (--language, else detected); with --no-icl,\n"
-    "  the model's query instruction.";
+    "  --query embeds the texts as queries: the model's query instruction, or with --icl an\n"
+    "  instruction and worked examples for the language (--language, else detected), as the\n"
+    "  server builds them. --no-icl is the default, as for the server (docs/RETRIEVAL.md).";
 
 typedef struct embed_opts {
     const char *model;
