@@ -64,9 +64,9 @@ REPRO = ".venv/bin/python bench/eval_retrieval.py --pairs 2000 --seed 1"
 # ---- pairs -----------------------------------------------------------------------------
 
 def stdlib_dir() -> Path:
-    out = subprocess.run(["/usr/bin/python3", "-c",
-                          "import json, os; print(os.path.dirname(os.path.dirname(json.__file__)))"],
-                         capture_output=True, text=True, check=True)
+    code = "import json, os; print(os.path.dirname(os.path.dirname(json.__file__)))"
+    out = subprocess.run(["/usr/bin/python3", "-c", code], capture_output=True, text=True,
+                         check=True)
     return Path(out.stdout.strip())
 
 
@@ -285,7 +285,8 @@ def run(args):
         qvecs[f"symmetric k={sym_k}"] = qvecs[f"fixed k={sym_k}"]
         rows[f"symmetric k={sym_k}"] = dict(rows[f"fixed k={sym_k}"],
                                             name=f"symmetric k={sym_k}",
-                                            note=f"documents and queries with the fixed k={sym_k} context")
+                                            note=f"documents and queries with the fixed "
+                                                 f"k={sym_k} context")
         print(f"  symmetric documents: {sdtok / len(docs):.0f} tokens/doc, {sdsec:.1f} s",
               flush=True)
 
@@ -314,7 +315,8 @@ def run(args):
 
     # ---- scores ----
     order = ["none", "bge-instruction", "selected k=1", "selected k=2", "selected k=3",
-             "fixed k=0", "fixed k=1", "fixed k=2", "fixed k=3", "embsim k=3", f"symmetric k={sym_k}"]
+             "fixed k=0", "fixed k=1", "fixed k=2", "fixed k=3", "embsim k=3",
+             f"symmetric k={sym_k}"]
     idx = bootstrap_idx(len(queries), args.resamples, args.seed)
     pq = {}
     for name in order:
@@ -360,7 +362,7 @@ def run(args):
         "documents": extra["documents"], "extra": extra,
         "rows": [rows[n] for n in order],
         "runtime_seconds": time.perf_counter() - t_start,
-        "loadavg_at_end": list(os.getloadavg()),
+        "loadavg_at_end": list(os.getloadavg()), "cpus": os.cpu_count(),
         "command": REPRO if (args.pairs, args.seed) == (2000, 1)
         else f".venv/bin/python bench/eval_retrieval.py --pairs {args.pairs} --seed {args.seed}",
     }
@@ -397,7 +399,8 @@ def verdict(res):
     best_sel_k = max(sel, key=lambda k: sel[k]["mrr10"])
     sym = next(r for r in res["rows"] if r["name"].startswith("symmetric"))
     sym_q = rows[sym["name"].replace("symmetric", "fixed")]
-    emb, lex, k0, f3 = rows["embsim k=3"], rows["selected k=3"], rows["fixed k=0"], rows["fixed k=3"]
+    emb, lex = rows["embsim k=3"], rows["selected k=3"]
+    k0, f3 = rows["fixed k=0"], rows["fixed k=3"]
     es = res["extra"]["embsim_vs_selected_k3"]
     ci = lambda r: f"{r['mrr10_diff_ci95'][0]:+.3f} to {r['mrr10_diff_ci95'][1]:+.3f}"  # noqa: E731
 
@@ -546,11 +549,13 @@ and Recall@10; the 95% interval of MRR@10 from {res['resamples']} bootstrap
 resamples over queries, and the paired bootstrap interval of the MRR@10
 difference against the bge-instruction row (same resamples); prompt tokens
 per query from `usage.prompt_tokens` (special tokens included); query time is
-the client's wall time for all queries divided by their number, on a 2-core
-machine shared with other work, so it is a rough figure. The embedding cache
+the client's wall time for all queries divided by their number, with
+{res['threads']} server threads on a machine of {res.get('cpus', res['threads'])} cores shared with
+other work (load average {res.get('loadavg_at_end', [0])[0]:.1f} at the end of the run), so it is a
+rough figure. The embedding cache
 is off (`--cache-size 0`); it would change timing, never vectors.
 
-Reproduce (about {res['runtime_seconds'] / 60:.0f} minutes on 2 cores; writes
+Reproduce (the run took {res['runtime_seconds'] / 60:.0f} minutes here; writes
 `bench/out/retrieval.json` and this file):
 
 ```sh

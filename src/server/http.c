@@ -40,7 +40,8 @@ enum {
     R_WORK = 1,        /* POST work: counted in flight, refused while draining */
     R_PUBLIC = 2,      /* no API key needed */
     R_METRICS = 4,     /* public with --metrics-public */
-    R_NEEDS_MODEL = 8  /* 503 while loading */
+    R_NEEDS_MODEL = 8, /* 503 while loading */
+    R_EMBED = 16       /* counted in the request metrics, early errors included */
 };
 
 typedef struct route {
@@ -51,9 +52,9 @@ typedef struct route {
 } route;
 
 static const route routes[] = {
-    {"/v1/embeddings", "POST", route_embeddings, R_WORK | R_NEEDS_MODEL},
-    {"/embeddings", "POST", route_embeddings, R_WORK | R_NEEDS_MODEL},
-    {"/embed", "POST", route_embed, R_WORK | R_NEEDS_MODEL},
+    {"/v1/embeddings", "POST", route_embeddings, R_WORK | R_NEEDS_MODEL | R_EMBED},
+    {"/embeddings", "POST", route_embeddings, R_WORK | R_NEEDS_MODEL | R_EMBED},
+    {"/embed", "POST", route_embed, R_WORK | R_NEEDS_MODEL | R_EMBED},
     {"/tokenize", "POST", route_tokenize, R_WORK | R_NEEDS_MODEL},
     {"/health", "GET", route_health, R_PUBLIC},
     {"/v1/models", "GET", route_models, R_NEEDS_MODEL},
@@ -251,6 +252,8 @@ static int admit(exch_state *st, const char *method)
                  x->path);
         return 1;
     }
+    if (st->rt->flags & R_EMBED)
+        x->language = "generic"; /* the handler refines it */
     if (!authorized(x, st->rt)) {
         srv_fail(r, 401, "authentication_error", NULL, "invalid_api_key",
                  srv_header_in(x, "Authorization")

@@ -164,7 +164,6 @@ void route_embeddings(srv_exchange *x)
     req_embeddings r;
     req_error e;
     req_limits lim = limits_of(s);
-    x->language = "generic";
     if (req_parse_embeddings(x->body, x->body_len, &lim, &r, &e) != 0) {
         srv_error(x->res, &e);
         return;
@@ -202,7 +201,6 @@ void route_embed(srv_exchange *x)
     req_embed r;
     req_error e;
     req_limits lim = limits_of(s);
-    x->language = "generic";
     if (req_parse_embed(x->body, x->body_len, &lim, &r, &e) != 0) {
         srv_error(x->res, &e);
         return;
