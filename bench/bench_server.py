@@ -267,7 +267,10 @@ def main():
     # One round = the in-process run, then the server runs. They never overlap:
     # the server idles (blocked, no CPU) while engine_bench runs.
     rounds_in, rounds_srv = [], {c: [] for c in levels}
-    with Server(args.bin, *args.serve_arg, model=args.model, threads=args.threads) as srv:
+    # The embedding cache is off unless asked for: the corpus wraps around,
+    # and repeated texts would be answered from the cache, not the engine.
+    serve_args = args.serve_arg or ["--cache-size", "0"]
+    with Server(args.bin, *serve_args, model=args.model, threads=args.threads) as srv:
         wrapped = False
         for _ in range(args.rounds):
             rounds_in.append(engine_bench(args.model, corpus, [args.batch], args.seconds,
