@@ -4,7 +4,7 @@
  *
  * Building an ICL context means detecting the language, ranking the bank's
  * examples against the query and fitting the best ones into the model's
- * length. Queries from one code-search session repeat and vary slightly
+ * length. A developer's code-search queries repeat and vary slightly
  * ("parse json config", "parse the json config file"), so the cache keeps
  * the chosen examples per query and hands them to any later query of the
  * same language whose identifier-token set is at least `threshold` similar
