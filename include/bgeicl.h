@@ -49,7 +49,12 @@ typedef enum bgeicl_code {
     BGEICL_ERR_SHAPE = 4,       /* a tensor's shape disagrees with config.json */
     BGEICL_ERR_NOMEM = 5,       /* an allocation failed */
     BGEICL_ERR_ARG = 6,         /* a bad argument: NULL, invalid UTF-8, empty input, ... */
-    BGEICL_ERR_TOO_LONG = 7     /* an input is longer than the model allows, truncation off */
+    BGEICL_ERR_TOO_LONG = 7,    /* an input is longer than the model allows, truncation off */
+    /* client */
+    BGEICL_ERR_HTTP = 8,        /* a server answered 4xx (not retried) or kept failing */
+    BGEICL_ERR_CONNECT = 9,     /* no server could be reached */
+    BGEICL_ERR_TIMEOUT = 10,    /* a request ran past timeout_s on every attempt */
+    BGEICL_ERR_AUTH = 11        /* 401: missing or wrong API key */
 } bgeicl_code;
 
 typedef struct bgeicl_error {
@@ -166,6 +171,167 @@ bgeicl_code bgeicl_embed(bgeicl_model *model, const char *const *texts, const si
 bgeicl_code bgeicl_embed_ids(bgeicl_model *model, const int32_t *const *ids,
                              const size_t *lens, size_t n, unsigned flags, float *out,
                              bgeicl_embed_stats *stats, bgeicl_error *err);
+
+/* ------------------------------------------------------------------------ */
+/* Client                                                                    */
+/*
+ * A client of one or more `bgeicl serve` replicas (or any server speaking
+ * the same API). It splits a call's texts into batches, sends up to
+ * `max_concurrency` of them at once over reused keep-alive connections,
+ * retries and fails over, and returns exactly one vector per input, in
+ * input order, or fails as a whole.
+ *
+ *   bgeicl_client_options o;
+ *   bgeicl_client_options_init(&o);                 defaults below
+ *   bgeicl_client_options_from_env(&o, &err);       BGE_ICL_* variables
+ *   o.servers = "http://a:8080@3,http://b:8080";    flags override env
+ *   bgeicl_client *c;
+ *   bgeicl_client_new(&o, &c, &err);
+ *   bgeicl_vectors v;
+ *   bgeicl_client_embed(c, texts, NULL, n, 0, NULL, &v, &err);
+ *   ... v.data[i * v.dim ...] ...
+ *   bgeicl_vectors_free(&v);
+ *   bgeicl_client_free(c);
+ *
+ * Thread-safety: a client may be used from several threads at once; calls
+ * share its connections, batch-size controller, health state and metrics.
+ */
+
+typedef struct bgeicl_client bgeicl_client;
+
+/* Client options. Initialise with bgeicl_client_options_init. Strings are
+ * copied by bgeicl_client_new. New fields are only ever appended. */
+typedef struct bgeicl_client_options {
+    /* "URL[@WEIGHT][,URL[@WEIGHT]...]", e.g. "http://a:8080@3,http://b:8080".
+     * Weight is a positive number, default 1. Default "http://127.0.0.1:8080". */
+    const char *servers;
+    const char *api_key;          /* sent as Authorization: Bearer; NULL = none */
+    const char *model;            /* the request's "model"; NULL = "bge-in-icl" */
+    double connect_timeout_s;     /* 10 */
+    double timeout_s;             /* 120: one HTTP request, connect to last byte */
+
+    /* Batching. The controller keeps the last `window` batch times
+     * (seconds per text) and acts once it has `min_points` of them: when the
+     * mean of the last 3 exceeds shrink_above x the window mean, the size
+     * becomes size x shrink_factor; when it is below grow_below x the window
+     * mean, size x grow_factor (at least +1, so that small sizes grow too);
+     * always within [min_batch_size, max_batch_size]. */
+    int batch_size;               /* 50: the starting size */
+    int adaptive;                 /* 1 */
+    int min_batch_size;           /* 10 */
+    int max_batch_size;           /* 100 */
+    int window;                   /* 10 */
+    int min_points;               /* 3 */
+    double shrink_above;          /* 1.5 */
+    double shrink_factor;         /* 0.8 */
+    double grow_below;            /* 0.7 */
+    double grow_factor;           /* 1.2 */
+
+    /* In-context learning, for texts embedded as queries (BGEICL_QUERY).
+     * The client keeps the context cache, as ChunkHound's BGE-IN-ICL
+     * provider does: per query it detects the language (or takes
+     * `language`), takes the examples chosen for a similar earlier query
+     * from its cache or selects them from the example bank, and sends them
+     * as the request's icl_context; queries sharing a context share
+     * requests. Without a bank the server's own bank is used (enable_icl). */
+    int enable_icl;               /* 1 */
+    const char *language;         /* "auto" or a language name; NULL = "auto" */
+    const char *icl_examples_dir; /* NULL = the installed bank, if any */
+    int icl_examples;             /* examples per query: 0 = the library default */
+    int context_cache_size;       /* 200 */
+    double similarity_threshold;  /* 0.8 */
+
+    int max_concurrency;          /* 4: batches in flight at once, over all servers */
+
+    /* Retries: on connection errors, timeouts and 429/500/502/503/504, up to
+     * max_retries more attempts per batch, waiting retry_delay_s x
+     * backoff^attempt (or the server's Retry-After, when longer). A batch
+     * whose server fails goes to another healthy server first. */
+    int max_retries;              /* 3 */
+    double retry_delay_s;         /* 1 */
+    double retry_backoff;         /* 2 */
+
+    /* A background thread probes every server's /health this often; an
+     * unhealthy server's weight drops to 1/1000 of its own until a probe
+     * succeeds. 0 = no background probes (failures still mark a server down). */
+    double health_check_interval_s; /* 30 */
+} bgeicl_client_options;
+
+void bgeicl_client_options_init(bgeicl_client_options *o);
+
+/* Applies BGE_ICL_BASE_URL, BGE_ICL_API_KEY, BGE_ICL_BATCH_SIZE,
+ * BGE_ICL_TIMEOUT, BGE_ICL_LANGUAGE, BGE_ICL_ENABLE_ICL,
+ * BGE_ICL_ADAPTIVE_BATCHING, BGE_ICL_MIN_BATCH_SIZE, BGE_ICL_MAX_BATCH_SIZE,
+ * BGE_ICL_CONTEXT_CACHE_SIZE, BGE_ICL_SIMILARITY_THRESHOLD and
+ * BGE_ICL_HEALTH_CHECK_INTERVAL when set. The strings point into the
+ * environment. A bad value fails with BGEICL_ERR_ARG naming the variable. */
+bgeicl_code bgeicl_client_options_from_env(bgeicl_client_options *o, bgeicl_error *err);
+
+/* Validates the options (bad URL, weight, bounds: BGEICL_ERR_ARG naming the
+ * field) and starts the client. No request is sent yet. */
+bgeicl_code bgeicl_client_new(const bgeicl_client_options *o, bgeicl_client **out,
+                              bgeicl_error *err);
+void bgeicl_client_free(bgeicl_client *c);
+
+/* A matrix of n vectors of dim floats, row i for input i. */
+typedef struct bgeicl_vectors {
+    float *data;
+    size_t n, dim;
+} bgeicl_vectors;
+void bgeicl_vectors_free(bgeicl_vectors *v);
+
+/* Embeds n texts (lens may be NULL: NUL-terminated). flags: BGEICL_QUERY
+ * embeds them as queries (with ICL when enabled). `language` overrides the
+ * option for this call (NULL = the option). On success *out holds n rows
+ * in input order; on failure nothing is returned and err says which server
+ * answered what. */
+bgeicl_code bgeicl_client_embed(bgeicl_client *c, const char *const *texts, const size_t *lens,
+                                size_t n, unsigned flags, const char *language,
+                                bgeicl_vectors *out, bgeicl_error *err);
+
+/* The performance-tuning guide's get_performance_metrics(). */
+#define BGEICL_RECENT_BATCHES 10
+typedef struct bgeicl_client_metrics {
+    uint64_t total_requests;      /* HTTP embedding requests that succeeded */
+    uint64_t total_texts;
+    double total_time;            /* seconds inside bgeicl_client_embed */
+    double avg_texts_per_second;  /* total_texts / total_time */
+    double avg_response_time;     /* seconds per successful request */
+    double cache_hit_rate;        /* the client's context cache, 0..1 */
+    int current_batch_size;
+    int adaptive_batching_enabled;
+    int recent_batch_sizes[BGEICL_RECENT_BATCHES]; /* oldest first */
+    size_t n_recent;
+    uint64_t retries;             /* attempts after a failure */
+    uint64_t failovers;           /* batches moved to another server */
+    uint64_t errors;              /* failed attempts */
+} bgeicl_client_metrics;
+void bgeicl_client_metrics_get(bgeicl_client *c, bgeicl_client_metrics *out);
+
+/* One server as the client sees it. Strings live as long as the client. */
+typedef struct bgeicl_server_state {
+    const char *url;
+    double weight;                /* configured */
+    double effective_weight;      /* weight, or weight/1000 while unhealthy */
+    int healthy;
+    const char *status;           /* last /health status: "healthy", "draining", "unreachable", ... */
+    double last_latency_ms;       /* of the last /health probe or request */
+    uint64_t requests, errors;    /* embedding requests sent to it, and failed ones */
+} bgeicl_server_state;
+
+size_t bgeicl_client_server_count(const bgeicl_client *c);
+/* Snapshot of server i (< count). */
+void bgeicl_client_server_get(bgeicl_client *c, size_t i, bgeicl_server_state *out);
+/* Probes every server's /health now and updates their state. Returns
+ * BGEICL_OK if at least one is healthy. */
+bgeicl_code bgeicl_client_check_health(bgeicl_client *c, bgeicl_error *err);
+
+/* GET `path` (such as "/info" or "/metrics?format=json") from server i,
+ * with the API key, retries and timeouts. *body is malloc'd and
+ * NUL-terminated; free with bgeicl_free. *status is the HTTP status. */
+bgeicl_code bgeicl_client_get(bgeicl_client *c, size_t i, const char *path, long *status,
+                              char **body, size_t *len, bgeicl_error *err);
+void bgeicl_free(void *p);
 
 #ifdef __cplusplus
 }

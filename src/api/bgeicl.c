@@ -24,8 +24,9 @@ struct bgeicl_model {
     size_t max_batch_tokens;
 };
 
-static const char *const code_names[] = {"ok",    "io",     "format",  "unsupported",
-                                         "shape", "nomem",  "invalid", "too_long"};
+static const char *const code_names[] = {"ok",    "io",      "format",   "unsupported",
+                                         "shape", "nomem",   "invalid",  "too_long",
+                                         "http",  "connect", "timeout",  "auth"};
 
 const char *bgeicl_code_name(bgeicl_code code)
 {
