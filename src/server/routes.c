@@ -146,7 +146,6 @@ void route_metrics(srv_exchange *x)
 {
     srv *s = x->s;
     refresh_gauges(s);
-    met_set(s->met.queue_depth, s->sched ? (double)sched_depth(s->sched) : 0.0);
     met_set(s->met.connections, (double)atomic_load(&s->connections));
     if (wants_json(x)) {
         if (met_render_json(s->met.reg, &x->res->body) == BGEICL_OK)
