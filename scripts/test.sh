@@ -11,6 +11,7 @@ scripts/setup-python.sh
 make -j"$(nproc)"
 make -j"$(nproc)" bench-bin
 make -j"$(nproc)" SAN=1
+make -j"$(nproc)" SAN=1 build/san/bench/bpe_tok   # the BPE tests' driver, sanitised
 
 echo "== unit tests"
 BGEICL_REQUIRE_MODELS=1 make unit

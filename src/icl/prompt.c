@@ -72,6 +72,25 @@ char *icl_prompt_build(const icl_prompt *p, size_t *len)
     return buf;
 }
 
+char *icl_prompt_prefix(const icl_prompt *p, size_t *len)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < p->n_examples; i++)
+        n += example_len(p, i) + LIT(SEP);
+    char *buf = bg_malloc(n + 1);
+    if (!buf)
+        return NULL;
+    out o = {buf};
+    for (size_t i = 0; i < p->n_examples; i++) {
+        put_example(&o, p, i);
+        put(&o, SEP, LIT(SEP));
+    }
+    *o.p = '\0';
+    if (len)
+        *len = n;
+    return buf;
+}
+
 /* Counts one example block by building it alone. */
 static size_t count_example(const icl_prompt *p, size_t i, icl_token_count count, void *ctx)
 {

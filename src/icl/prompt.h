@@ -36,6 +36,12 @@ typedef struct icl_prompt {
  * its length. NULL on allocation failure. */
 char *icl_prompt_build(const icl_prompt *p, size_t *len);
 
+/* The examples' prefix alone: the examples joined by "\n\n" plus a trailing
+ * "\n\n", "" without examples (FlagEmbedding's examples_prefix). A
+ * bg_malloc'd NUL-terminated string; *len gets its length. NULL on
+ * allocation failure. */
+char *icl_prompt_prefix(const icl_prompt *p, size_t *len);
+
 /* Counts the tokens a text becomes (no special tokens). */
 typedef size_t (*icl_token_count)(void *ctx, const char *text, size_t len);
 

@@ -15,6 +15,7 @@
  */
 #include <string.h>
 
+#include "tok_bpe.h"
 #include "tok_internal.h"
 #include "tok_unicode.h"
 
@@ -159,6 +160,8 @@ bgeicl_code tok_encode(const tok_tokenizer *tok, const char *text, size_t len, i
         *truncated = 0;
     if (text && len == (size_t)-1)
         len = strlen(text);
+    if (tok && tok->bpe) /* SentencePiece-style BPE: tok_bpe.c */
+        return tok_bpe_encode(tok, text, len, add_special, max_len, enc, truncated, err);
     size_t n_pre = tok && add_special ? tok->n_pre : 0;
     size_t n_post = tok && add_special ? tok->n_post : 0;
     bgeicl_code rc = check_args(tok, text, len, n_pre + n_post, max_len, enc, err);

@@ -145,6 +145,10 @@ struct tok_tokenizer {
     int32_t *pre_ids, *post_ids;
     size_t n_pre, n_post;
     int32_t pad_id;
+
+    /* Set for a SentencePiece-style BPE model (tok_bpe.h); the WordPiece
+     * fields above are then unused. */
+    struct tok_bpe *bpe;
 };
 
 /* Fills the derived fields (ascii tables, prefix hash, max lengths). */
@@ -154,6 +158,12 @@ void tok_finish_setup(tok_tokenizer *t);
 
 bgeicl_code tok_load_json(tok_tokenizer *t, const char *path, bg_err *err);
 bgeicl_code tok_load_vocab_txt(tok_tokenizer *t, const char *dir, bg_err *err);
+/* Fills t->vocab from a tokenizer.json model.vocab object (tok_load_json.c;
+ * shared by the WordPiece and BPE models). */
+struct tok_jctx;
+struct cJSON;
+bgeicl_code tok_load_json_vocab(const struct tok_jctx *c, tok_tokenizer *t,
+                                const struct cJSON *vocab);
 /* Adds a special added token; content must be in the vocabulary or the
  * caller supplies id_if_absent (>= 0). */
 bgeicl_code tok_add_special(tok_tokenizer *t, const char *content, int32_t id_if_absent,

@@ -6,6 +6,7 @@
  */
 #include <string.h>
 
+#include "tok_bpe.h"
 #include "tok_internal.h"
 #include "tok_unicode.h"
 
@@ -48,6 +49,8 @@ static void setup_ascii(tok_tokenizer *t)
 void tok_finish_setup(tok_tokenizer *t)
 {
     tok_added_finish(&t->added);
+    if (t->bpe)
+        return; /* the tables below serve WordPiece only */
     setup_ascii(t);
     uint64_t h = TOK_HASH_INIT;
     for (size_t i = 0; i < t->prefix_len; i++)
@@ -73,6 +76,7 @@ void tok_free(tok_tokenizer *t)
     bg_free(t->prefix);
     bg_free(t->pre_ids);
     bg_free(t->post_ids);
+    tok_bpe_free(t->bpe);
     bg_free(t);
 }
 

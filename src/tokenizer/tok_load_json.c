@@ -1,19 +1,22 @@
 /*
  * tok_load_json.c - reads a Hugging Face tokenizer.json.
  *
- * Supported: model WordPiece; normalizer BertNormalizer or null;
- * pre_tokenizer BertPreTokenizer; post_processor TemplateProcessing (special
- * tokens around $A), BertProcessing or null; added_tokens that are matched
+ * Supported: model WordPiece, or BPE (SentencePiece style: its model,
+ * normalizer, pre_tokenizer and decoder are read by tok_bpe_load.c);
+ * normalizer BertNormalizer or null; pre_tokenizer BertPreTokenizer;
+ * post_processor TemplateProcessing (special tokens around $A),
+ * BertProcessing or null; added_tokens that are matched
  * on the raw text (normalized false, no lstrip/rstrip/single_word). Anything
  * else is BGEICL_ERR_UNSUPPORTED naming the field, so a model never silently
  * tokenizes differently from the library.
  */
 #include <string.h>
 
+#include "tok_bpe.h"
 #include "tok_json.h"
 
 /* Two passes over model.vocab: sizes, then fill. */
-static bgeicl_code load_vocab(const tok_jctx *c, tok_tokenizer *t, const cJSON *vocab)
+bgeicl_code tok_load_json_vocab(const tok_jctx *c, tok_tokenizer *t, const cJSON *vocab)
 {
     size_t n = 0, bytes = 0, n_ids = 0;
     for (const cJSON *e = vocab->child; e; e = e->next) {
@@ -44,8 +47,13 @@ static bgeicl_code load_model(const tok_jctx *c, tok_tokenizer *t, const cJSON *
     bgeicl_code rc = tok_json_object(c, root, "model", "model", &model);
     if (rc == BGEICL_OK)
         rc = tok_json_type(c, model, "model.type", &type);
+    if (rc == BGEICL_OK && strcmp(type, "BPE") == 0) {
+        if (!(t->bpe = bg_calloc(1, sizeof *t->bpe)))
+            return bg_fail(c->err, BGEICL_ERR_NOMEM, "%s: out of memory", c->path);
+        return tok_bpe_load_model(c, t, model);
+    }
     if (rc == BGEICL_OK && strcmp(type, "WordPiece") != 0)
-        return tok_json_unsupported(c, "model.type", type, "WordPiece");
+        return tok_json_unsupported(c, "model.type", type, "WordPiece or BPE");
     if (rc == BGEICL_OK)
         rc = tok_json_object(c, model, "vocab", "model.vocab", &vocab);
     if (rc == BGEICL_OK)
@@ -57,7 +65,7 @@ static bgeicl_code load_model(const tok_jctx *c, tok_tokenizer *t, const cJSON *
         rc = tok_json_size(c, model, "max_input_chars_per_word",
                            "model.max_input_chars_per_word", &t->max_word_chars);
     if (rc == BGEICL_OK)
-        rc = load_vocab(c, t, vocab);
+        rc = tok_load_json_vocab(c, t, vocab);
     if (rc != BGEICL_OK)
         return rc;
     t->unk_id = tok_vocab_find(&t->vocab, unk, strlen(unk));
@@ -267,9 +275,11 @@ bgeicl_code tok_load_json(tok_tokenizer *t, const char *path, bg_err *err)
     bgeicl_code rc = tok_json_read(path, &root, err);
     if (rc == BGEICL_OK)
         rc = load_model(&c, t, root);
-    if (rc == BGEICL_OK)
+    if (rc == BGEICL_OK && t->bpe) /* normalizer, pre_tokenizer, decoder */
+        rc = tok_bpe_load_pipeline(&c, t, root);
+    else if (rc == BGEICL_OK)
         rc = load_normalizer(&c, t, root);
-    if (rc == BGEICL_OK)
+    if (rc == BGEICL_OK && !t->bpe)
         rc = load_pretokenizer(&c, root);
     if (rc == BGEICL_OK)
         rc = load_post(&c, t, root);

@@ -476,7 +476,8 @@ TEST(test_json_errors)
         {"[1,2]", BGEICL_ERR_FORMAT, "not a JSON object"},
         {"{\"normalizer\":null}", BGEICL_ERR_FORMAT, "missing field model"},
         {"{\"model\":{\"vocab\":{}}}", BGEICL_ERR_FORMAT, "model.type"},
-        {"{\"model\":{\"type\":\"BPE\",\"vocab\":{}}}", BGEICL_ERR_UNSUPPORTED, "model.type"},
+        {"{\"model\":{\"type\":\"Unigram\",\"vocab\":{}}}", BGEICL_ERR_UNSUPPORTED,
+         "model.type"}, /* BPE is tests/unit/test_bpe.c's */
         {"{\"model\":{\"type\":\"WordPiece\"}}", BGEICL_ERR_FORMAT, "model.vocab"},
         {"{\"model\":{\"type\":\"WordPiece\",\"vocab\":{}}}", BGEICL_ERR_FORMAT, "model.vocab"},
         {"{\"model\":{\"type\":\"WordPiece\",\"vocab\":{\"a\":-1}}}", BGEICL_ERR_FORMAT,
