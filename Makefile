@@ -18,8 +18,8 @@ endif
 
 PREFIX ?= /usr/local
 CC ?= cc
-PKGS := libutf8proc libcjson openblas
-SERVER_PKGS := libmicrohttpd zlib libcrypto
+PKGS := libutf8proc libcjson openblas libcurl zlib
+SERVER_PKGS := libmicrohttpd libcrypto
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) $(SERVER_PKGS))
 PKG_LIBS := $(shell pkg-config --libs $(PKGS))
 SERVER_LIBS := $(shell pkg-config --libs $(SERVER_PKGS))
@@ -30,12 +30,13 @@ CFLAGS := -std=c11 $(OPT) -Wall -Wextra -Werror -fPIC -pthread -D_GNU_SOURCE \
 LDFLAGS := -pthread $(SANFLAGS) $(EXTRA_LDFLAGS)
 LIBS := $(PKG_LIBS) -lm
 
-# libbgeicl is the engine, the ICL prompt layer and the public API. The
-# server and its cache are linked into the bgeicl binary (and the unit tests)
-# from an internal archive, so that users of the library do not pull in
-# libmicrohttpd, zlib and libcrypto.
+# libbgeicl is the engine, the ICL prompt layer, the client (libcurl, with
+# zlib for gzip'd request bodies) and the public API. The server and its
+# cache are linked into the bgeicl binary (and the unit tests) from an
+# internal archive, so that users of the library do not pull in
+# libmicrohttpd and libcrypto.
 LIB_SRC := $(wildcard src/util/*.c src/tokenizer/*.c src/model/*.c src/kernels/*.c \
-                      src/engine/*.c src/icl/*.c src/api/*.c)
+                      src/engine/*.c src/icl/*.c src/client/*.c src/api/*.c)
 SERVER_SRC := $(wildcard src/server/*.c src/cache/*.c)
 CLI_SRC := $(wildcard src/cli/*.c)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)

@@ -243,10 +243,12 @@ typedef struct bgeicl_client_options {
 
     int max_concurrency;          /* 4: batches in flight at once, over all servers */
 
-    /* Retries: on connection errors, timeouts and 429/500/502/503/504, up to
-     * max_retries more attempts per batch, waiting retry_delay_s x
-     * backoff^attempt (or the server's Retry-After, when longer). A batch
-     * whose server fails goes to another healthy server first. */
+    /* Retries: on connection errors, timeouts, malformed replies and
+     * 429/500/502/503/504, up to max_retries more attempts per batch. A
+     * batch whose server fails goes at once to another healthy server it
+     * has not tried (a failover); when there is none, it waits
+     * retry_delay_s x backoff^attempt (or the server's Retry-After, when
+     * longer) first. Other 4xx fail the call at once (401: BGEICL_ERR_AUTH). */
     int max_retries;              /* 3 */
     double retry_delay_s;         /* 1 */
     double retry_backoff;         /* 2 */
@@ -255,6 +257,11 @@ typedef struct bgeicl_client_options {
      * unhealthy server's weight drops to 1/1000 of its own until a probe
      * succeeds. 0 = no background probes (failures still mark a server down). */
     double health_check_interval_s; /* 30 */
+
+    /* Log lines on stderr (retries, failovers, health changes; at "debug"
+     * one line per batch and per batch-size change): "debug", "info",
+     * "warn", "error" or "off". NULL = "off". */
+    const char *log_level;
 } bgeicl_client_options;
 
 void bgeicl_client_options_init(bgeicl_client_options *o);
@@ -262,13 +269,19 @@ void bgeicl_client_options_init(bgeicl_client_options *o);
 /* Applies BGE_ICL_BASE_URL, BGE_ICL_API_KEY, BGE_ICL_BATCH_SIZE,
  * BGE_ICL_TIMEOUT, BGE_ICL_LANGUAGE, BGE_ICL_ENABLE_ICL,
  * BGE_ICL_ADAPTIVE_BATCHING, BGE_ICL_MIN_BATCH_SIZE, BGE_ICL_MAX_BATCH_SIZE,
- * BGE_ICL_CONTEXT_CACHE_SIZE, BGE_ICL_SIMILARITY_THRESHOLD and
- * BGE_ICL_HEALTH_CHECK_INTERVAL when set. The strings point into the
- * environment. A bad value fails with BGEICL_ERR_ARG naming the variable. */
+ * BGE_ICL_CONTEXT_CACHE_SIZE, BGE_ICL_SIMILARITY_THRESHOLD,
+ * BGE_ICL_HEALTH_CHECK_INTERVAL and BGE_ICL_LOG_LEVEL when set and not
+ * empty. Booleans take 1/0, true/false, yes/no, on/off. The strings point
+ * into the environment. A bad value fails with BGEICL_ERR_ARG naming the
+ * variable, and leaves the other fields as they were. */
 bgeicl_code bgeicl_client_options_from_env(bgeicl_client_options *o, bgeicl_error *err);
 
 /* Validates the options (bad URL, weight, bounds: BGEICL_ERR_ARG naming the
- * field) and starts the client. No request is sent yet. */
+ * field), loads the example bank when ICL is on (an unreadable
+ * icl_examples_dir fails here) and starts the client: max_concurrency
+ * sender threads, each with its own keep-alive connections, and the
+ * health-check thread. No request is sent yet. With adaptive batching the
+ * starting size is clamped into [min_batch_size, max_batch_size]. */
 bgeicl_code bgeicl_client_new(const bgeicl_client_options *o, bgeicl_client **out,
                               bgeicl_error *err);
 void bgeicl_client_free(bgeicl_client *c);
@@ -280,11 +293,15 @@ typedef struct bgeicl_vectors {
 } bgeicl_vectors;
 void bgeicl_vectors_free(bgeicl_vectors *v);
 
-/* Embeds n texts (lens may be NULL: NUL-terminated). flags: BGEICL_QUERY
- * embeds them as queries (with ICL when enabled). `language` overrides the
- * option for this call (NULL = the option). On success *out holds n rows
- * in input order; on failure nothing is returned and err says which server
- * answered what. */
+/* Embeds n >= 1 texts (lens may be NULL: NUL-terminated; each text must be
+ * non-empty valid UTF-8). flags: BGEICL_QUERY embeds them as queries (with
+ * ICL when enabled); BGEICL_NO_TRUNCATE sends "truncate": false, so that an
+ * over-long input fails with BGEICL_ERR_TOO_LONG; other flags are
+ * BGEICL_ERR_ARG. `language` overrides the option for this call (NULL =
+ * the option). Batches are formed as senders free up, each with the
+ * controller's size at that moment. On success *out holds n rows in input
+ * order (free with bgeicl_vectors_free); on failure *out is empty and err
+ * says which server answered what. */
 bgeicl_code bgeicl_client_embed(bgeicl_client *c, const char *const *texts, const size_t *lens,
                                 size_t n, unsigned flags, const char *language,
                                 bgeicl_vectors *out, bgeicl_error *err);
@@ -327,8 +344,10 @@ void bgeicl_client_server_get(bgeicl_client *c, size_t i, bgeicl_server_state *o
 bgeicl_code bgeicl_client_check_health(bgeicl_client *c, bgeicl_error *err);
 
 /* GET `path` (such as "/info" or "/metrics?format=json") from server i,
- * with the API key, retries and timeouts. *body is malloc'd and
- * NUL-terminated; free with bgeicl_free. *status is the HTTP status. */
+ * with the API key and timeouts, retrying connection errors and timeouts
+ * as embedding requests do. Any HTTP answer is BGEICL_OK with *status set,
+ * except 401 (BGEICL_ERR_AUTH; *status and *body are still set). *body is
+ * malloc'd and NUL-terminated; free with bgeicl_free. `len` may be NULL. */
 bgeicl_code bgeicl_client_get(bgeicl_client *c, size_t i, const char *path, long *status,
                               char **body, size_t *len, bgeicl_error *err);
 void bgeicl_free(void *p);

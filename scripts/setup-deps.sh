@@ -6,7 +6,7 @@
 set -euo pipefail
 
 pkgs=(build-essential pkg-config libopenblas-dev libutf8proc-dev libcjson-dev
-      libmicrohttpd-dev zlib1g-dev libssl-dev
+      libmicrohttpd-dev zlib1g-dev libssl-dev libcurl4-openssl-dev
       python3 python3-venv python3-pip ca-certificates curl)
 if [ "${1:-}" = "--test" ]; then
     # python3-torch is Debian's CPU build: the reference sentence-transformers
