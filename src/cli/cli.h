@@ -8,6 +8,7 @@
 #define CLI_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "bgeicl.h"
@@ -61,5 +62,88 @@ int cli_embed(int argc, char **argv);
 int cli_tokenize(int argc, char **argv);
 int cli_info(int argc, char **argv);
 int cli_serve(int argc, char **argv);
+
+/* ---- client tools: bench, monitor, diagnose, health (cli_client_common.c) ---- */
+
+struct cJSON;
+
+/* The flags every client tool takes: --server URL[@W][,...] and --api-key. */
+typedef struct cli_client_args {
+    const char *servers; /* NULL: BGE_ICL_BASE_URL, else a usage error */
+    const char *api_key; /* NULL: BGE_ICL_API_KEY, else none */
+} cli_client_args;
+
+/* If argv[*i] is --server or --api-key, stores it and returns 1; 0 if not;
+ * -1 after printing an error (missing value). */
+int cli_client_flag(int argc, char **argv, int *i, cli_client_args *a);
+/* Client options from the defaults, the BGE_ICL_* environment, then the
+ * flags. The tools probe explicitly, so background health probes are off.
+ * Returns CLI_OK, or CLI_USAGE after printing why (no server, bad env). */
+int cli_client_options(const char *cmd, const char *usage, const cli_client_args *a,
+                       bgeicl_client_options *o);
+/* bgeicl_client_new, reporting errors: a bad --server is CLI_USAGE, any
+ * other failure CLI_FAIL. */
+int cli_client_open(const char *cmd, const char *usage, const bgeicl_client_options *o,
+                    bgeicl_client **out);
+/* Whether o->servers names exactly one server (for monitor and diagnose). */
+int cli_single_server(const bgeicl_client_options *o);
+
+/* Parses a number option value; prints an error naming `name` on failure. */
+int cli_parse_double(const char *name, const char *value, double min, double max, double *out);
+/* Parses "1,5,10" into up to `max` integers in [min, maxv]; returns the count,
+ * or -1 after printing an error naming `name`. */
+int cli_parse_int_list(const char *name, const char *value, long min, long maxv, int *out,
+                       int max);
+
+/* GET `path` from server i and parse it as JSON. Returns NULL after filling
+ * err (a non-200 status is an error naming it). Free with cJSON_Delete. */
+struct cJSON *cli_get_json(bgeicl_client *c, size_t i, const char *path, bgeicl_error *err);
+/* From /metrics?format=json: the sum of the "value" of every series of a
+ * counter or gauge family; NaN when the family is absent. */
+double cli_metric_sum(const struct cJSON *metrics, const char *family);
+/* The sum and count of every series of a histogram family; -1 if absent. */
+int cli_metric_hist(const struct cJSON *metrics, const char *family, double *sum,
+                    double *count);
+/* A number member of an object (dotted paths not supported); NaN if absent. */
+double cli_json_num(const struct cJSON *obj, const char *key);
+/* A string member of an object, or `dflt`. */
+const char *cli_json_str(const struct cJSON *obj, const char *key, const char *dflt);
+/* Adds a number, or null when it is NaN or infinite. */
+void cli_json_add_num(struct cJSON *obj, const char *key, double v);
+/* Writes j (indented) to path; prints the error and returns -1 on failure. */
+int cli_write_json_file(const char *cmd, const char *path, const struct cJSON *j);
+
+/* Summary statistics of n samples (n may be 0: everything NaN). */
+typedef struct cli_stats {
+    size_t n;
+    double mean, min, max, stddev, p50, p95;
+} cli_stats;
+void cli_stats_of(const double *v, size_t n, cli_stats *s);
+/* The q-quantile (0..1) of n samples, linear between closest ranks. */
+double cli_percentile(const double *v, size_t n, double q);
+
+/* Monotonic seconds. */
+double cli_now(void);
+/* The current time as ISO-8601 UTC, "2026-01-02T03:04:05Z". */
+void cli_iso_time(char *buf, size_t cap);
+/* SIGINT and SIGTERM set a flag instead of killing the process. */
+void cli_stop_on_signals(void);
+int cli_stopped(void);
+/* Sleeps until the monotonic time `deadline`, or until a stop signal. */
+void cli_sleep_until(double deadline);
+
+/* Languages the snippet generator writes, and its output. */
+extern const char *const cli_gen_languages[];
+/* Index of a language name in cli_gen_languages, or -1. */
+int cli_gen_language(const char *name);
+/* Writes a short, code-like snippet in language `lang` into buf. `counter`
+ * is part of the text, so distinct counters give distinct texts; `seed`
+ * varies the rest. Returns the length. */
+size_t cli_gen_snippet(char *buf, size_t cap, int lang, uint64_t counter, uint64_t seed);
+
+int cli_bench(int argc, char **argv);
+int cli_monitor(int argc, char **argv);
+int cli_diagnose(int argc, char **argv);
+int cli_health(int argc, char **argv);
 
 #endif

@@ -17,6 +17,10 @@ static const command commands[] = {
     {"embed", cli_embed, "embed texts with a local model"},
     {"tokenize", cli_tokenize, "token ids and byte offsets of texts"},
     {"info", cli_info, "describe a model folder"},
+    {"bench", cli_bench, "benchmark client configurations against servers"},
+    {"monitor", cli_monitor, "watch a server's latency, throughput and resources"},
+    {"diagnose", cli_diagnose, "troubleshoot a server's performance"},
+    {"health", cli_health, "check the health of servers"},
 };
 
 static void usage(FILE *out)
