@@ -234,7 +234,8 @@ typedef struct bgeicl_client_options {
      * from its cache or selects them from the example bank, and sends them
      * as the request's icl_context; queries sharing a context share
      * requests. Without a bank the server's own bank is used (enable_icl). */
-    int enable_icl;               /* 1 */
+    int enable_icl;               /* 0, as the server: with encoder BGE models ICL
+                                     lowered retrieval quality (docs/RETRIEVAL.md) */
     const char *language;         /* "auto" or a language name; NULL = "auto" */
     const char *icl_examples_dir; /* NULL = the installed bank, if any */
     int icl_examples;             /* examples per query: 0 = the library default */

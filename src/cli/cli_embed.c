@@ -304,7 +304,6 @@ static int run(bgeicl_model *m, icl_engine *e, cli_source *src, const embed_opts
 static int client_options(const embed_opts *o, bgeicl_client_options *co)
 {
     bgeicl_client_options_init(co);
-    co->enable_icl = ICL_DEFAULT_ON; /* as for --model; BGE_ICL_ENABLE_ICL may change it */
     co->log_level = "warn";
     bgeicl_error err;
     if (bgeicl_client_options_from_env(co, &err) != BGEICL_OK)

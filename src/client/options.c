@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "../icl/icl.h"
 #include "../icl/lang.h"
 #include "../util/util.h"
 #include "log.h"
@@ -32,7 +33,7 @@ void bgeicl_client_options_init(bgeicl_client_options *o)
         .shrink_factor = 0.8,
         .grow_below = 0.7,
         .grow_factor = 1.2,
-        .enable_icl = 1,
+        .enable_icl = ICL_DEFAULT_ON, /* as the server: see docs/RETRIEVAL.md */
         .context_cache_size = 200,
         .similarity_threshold = 0.8,
         .max_concurrency = 4,
