@@ -47,19 +47,31 @@ static size_t query_part_len(const icl_prompt *p)
     return LIT(INSTRUCT) + str_len(p->instruction) + LIT(QUERY) + p->query_len;
 }
 
-char *icl_prompt_build(const icl_prompt *p, size_t *len)
+static size_t prefix_len(const icl_prompt *p)
 {
-    size_t n = query_part_len(p) + (p->decoder ? LIT(RESPONSE) : 0);
+    size_t n = 0;
     for (size_t i = 0; i < p->n_examples; i++)
         n += example_len(p, i) + LIT(SEP);
+    return n;
+}
+
+/* The examples, joined by "\n\n", and "\n\n" after the last. */
+static void put_prefix(out *o, const icl_prompt *p)
+{
+    for (size_t i = 0; i < p->n_examples; i++) {
+        put_example(o, p, i);
+        put(o, SEP, LIT(SEP));
+    }
+}
+
+char *icl_prompt_build(const icl_prompt *p, size_t *len)
+{
+    size_t n = prefix_len(p) + query_part_len(p) + (p->decoder ? LIT(RESPONSE) : 0);
     char *buf = bg_malloc(n + 1);
     if (!buf)
         return NULL;
     out o = {buf};
-    for (size_t i = 0; i < p->n_examples; i++) {
-        put_example(&o, p, i);
-        put(&o, SEP, LIT(SEP)); /* joined by "\n\n", and "\n\n" after the last */
-    }
+    put_prefix(&o, p);
     put(&o, INSTRUCT, LIT(INSTRUCT));
     put(&o, p->instruction ? p->instruction : "", str_len(p->instruction));
     put(&o, QUERY, LIT(QUERY));
@@ -74,17 +86,12 @@ char *icl_prompt_build(const icl_prompt *p, size_t *len)
 
 char *icl_prompt_prefix(const icl_prompt *p, size_t *len)
 {
-    size_t n = 0;
-    for (size_t i = 0; i < p->n_examples; i++)
-        n += example_len(p, i) + LIT(SEP);
+    size_t n = prefix_len(p);
     char *buf = bg_malloc(n + 1);
     if (!buf)
         return NULL;
     out o = {buf};
-    for (size_t i = 0; i < p->n_examples; i++) {
-        put_example(&o, p, i);
-        put(&o, SEP, LIT(SEP));
-    }
+    put_prefix(&o, p);
     *o.p = '\0';
     if (len)
         *len = n;

@@ -347,18 +347,14 @@ static bgeicl_code put_specials(tok_encoding *enc, const int32_t *ids, size_t n)
     return BGEICL_OK;
 }
 
+/* The shared argument checks, plus UTF-8: the byte-level merges would
+ * otherwise carry invalid bytes into <0xNN> tokens silently. */
 static bgeicl_code check_args(const tok_tokenizer *t, const char *text, size_t len,
                               size_t n_spec, size_t max_len, tok_encoding *enc, bg_err *err)
 {
-    if (!t || !enc || (!text && len))
-        return bg_fail(err, BGEICL_ERR_ARG, "tokenize: NULL argument");
-    if (len > UINT32_MAX)
-        return bg_fail(err, BGEICL_ERR_ARG, "tokenize: text of %zu bytes is over the 4 GiB limit",
-                       len);
-    if (max_len && max_len < n_spec)
-        return bg_fail(err, BGEICL_ERR_ARG,
-                       "tokenize: max length %zu leaves no room for the %zu special tokens",
-                       max_len, n_spec);
+    bgeicl_code rc = tok_check_args(t, text, len, n_spec, max_len, enc, err);
+    if (rc != BGEICL_OK)
+        return rc;
     size_t bad = utf8_bad_at((const unsigned char *)text, len);
     if (bad < len)
         return bg_fail(err, BGEICL_ERR_ARG, "tokenize: input is not valid UTF-8 at byte %zu",

@@ -136,8 +136,8 @@ static bgeicl_code put_ids(tok_encoding *enc, const int32_t *ids, size_t n)
     return BGEICL_OK;
 }
 
-static bgeicl_code check_args(const tok_tokenizer *t, const char *text, size_t len,
-                              size_t n_spec, size_t max_len, tok_encoding *enc, bg_err *err)
+bgeicl_code tok_check_args(const tok_tokenizer *t, const char *text, size_t len, size_t n_spec,
+                           size_t max_len, const tok_encoding *enc, bg_err *err)
 {
     if (!t || !enc || (!text && len))
         return bg_fail(err, BGEICL_ERR_ARG, "tokenize: NULL argument");
@@ -164,7 +164,7 @@ bgeicl_code tok_encode(const tok_tokenizer *tok, const char *text, size_t len, i
         return tok_bpe_encode(tok, text, len, add_special, max_len, enc, truncated, err);
     size_t n_pre = tok && add_special ? tok->n_pre : 0;
     size_t n_post = tok && add_special ? tok->n_post : 0;
-    bgeicl_code rc = check_args(tok, text, len, n_pre + n_post, max_len, enc, err);
+    bgeicl_code rc = tok_check_args(tok, text, len, n_pre + n_post, max_len, enc, err);
     if (rc != BGEICL_OK)
         return rc;
     enc->n = 0;

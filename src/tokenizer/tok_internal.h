@@ -251,6 +251,10 @@ typedef struct tok_run {
 
 /* Makes room for `extra` more tokens in enc. Returns 0 or -1 (NOMEM). */
 int tok_enc_reserve(tok_encoding *enc, size_t extra);
+/* tok_encode.c: the checks every model's encode starts with (NULLs, the
+ * 4 GiB offset limit, room for the special tokens); fills err. */
+bgeicl_code tok_check_args(const tok_tokenizer *t, const char *text, size_t len, size_t n_spec,
+                           size_t max_len, const tok_encoding *enc, bg_err *err);
 
 /* tok_normalize.c: one char of the original text spanning [start, end):
  * every non-ASCII char, and ASCII chars while an NFD run is pending. */
