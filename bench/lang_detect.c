@@ -1,13 +1,16 @@
 /*
  * lang_detect.c - runs icl_lang_detect over JSON Lines, for bench/lang_eval.py.
  *
- *   lang_detect [--time] < chunks.jsonl > names.txt
+ *   lang_detect [--time | --probe] < chunks.jsonl > names.txt
  *
  * Each input line is a JSON object {"text": "...", "path": "..."} ("path"
  * optional, null or absent for text-only detection) or a bare JSON string.
  * Prints one language name per input line, in order. With --time, detects
  * every text again in a timed loop and reports microseconds per text on
  * stderr, so the figure covers detection alone, not JSON parsing.
+ * With --probe, prints instead what bench/lang_train.py learns from, one
+ * line per text: 1 if the rules call it generic else 0, the thirteen rule
+ * scores (python ... sql), then the text's feature buckets.
  * Exits 1 on a line that is not such JSON, naming the line.
  */
 #include <cJSON.h>
@@ -27,6 +30,7 @@ typedef struct item {
 int main(int argc, char **argv)
 {
     int timing = argc > 1 && strcmp(argv[1], "--time") == 0;
+    int probe = argc > 1 && strcmp(argv[1], "--probe") == 0;
     item *items = NULL;
     size_t n = 0, cap = 0, lineno = 0;
     char *line = NULL;
@@ -57,7 +61,21 @@ int main(int argc, char **argv)
     }
     free(line);
 
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n && probe; i++) {
+        enum { CAP = 8192 };
+        static unsigned short feats[CAP];
+        int rule[ICL_LANG_COUNT];
+        size_t nf = 0;
+        int generic = icl_lang_probe(items[i].text, items[i].len, rule, feats, CAP, &nf);
+        printf("%d", generic);
+        for (int l = 1; l < ICL_LANG_COUNT; l++)
+            printf(" %d", rule[l]);
+        fputs(" |", stdout);
+        for (size_t k = 0; k < nf && k < CAP; k++)
+            printf(" %u", feats[k]);
+        putchar('\n');
+    }
+    for (size_t i = 0; i < n && !probe; i++)
         puts(icl_lang_name(icl_lang_detect(items[i].text, items[i].len, items[i].path)));
 
     if (timing && n) {

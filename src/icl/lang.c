@@ -1,17 +1,34 @@
 /*
  * lang.c - programming-language detection (see lang.h for the method).
  *
- * One pass over the bytes, line by line. Each identifier is looked up in a
- * keyword table (sorted once, binary search); operators and line shapes
+ * The rules: one pass over the bytes, line by line. Each identifier is
+ * looked up in a keyword table (sorted once, binary search); operators and line shapes
  * raise named features. Every keyword and feature carries a small weight
  * per language, and counts at most `cap` times, so the score measures how
  * many different habits of a language a chunk shows rather than how long
  * it is. Strings and comments are skipped: their words are English or data
  * and would drown the code. The scan keeps all state on the stack.
  *
- * The weights were set by hand, reading the confusions on the tuning half
- * of bench/lang_eval.py's corpus; docs/LANGUAGES.md has the held-out
+ * The rule weights were set by hand, reading the confusions on the tuning
+ * half of bench/lang_eval.py's corpus. On top of the rules sits a learned
+ * part (see "the learned part" below): a multinomial logistic model over
+ * the thirteen languages whose features are hashed tokens and token pairs
+ * of the raw text, found by a second, simpler pass (lm_scan). The rules
+ * alone decide GENERIC (too little code, or English); otherwise every
+ * language within LM_MARGIN of the best rule score gets
+ * LM_RULE * rule score + LM_BIAS + its bucket weights, and the highest
+ * wins (ties in the fixed preference order). The weights, LM_RULE and
+ * LM_MARGIN come from lang_model.inc, which bench/lang_train.py generates
+ * from the tuning half only (never the held-out half); regenerate it with
+ * `python3 bench/lang_train.py --no-download` after any change to the
+ * rules or to lm_scan (the model is fitted to both), never edit it. That
+ * script reads the rule scores and buckets through icl_lang_probe (lang.h), so the
+ * C code is their only definition. docs/LANGUAGES.md has the held-out
  * figures.
+ *
+ * Invariants: no allocation, no state outside the stack apart from the
+ * keyword index built once; any bytes are safe and nothing past len is
+ * read; the same text always gives the same answer.
  */
 #include "icl/lang.h"
 
@@ -237,6 +254,7 @@ static const kw KW[] = {
     {"protected", {[JV] = 2, [CS] = 2, [TS] = 2, [PH] = 1, [RB] = 1}},
     {"final", {[JV] = 4, [PH] = 1}},
     {"throws", {[JV] = 5}},
+    {"permits", {[JV] = 4}},
     {"package", {[JV] = 3, [GO] = 3}},
     {"synchronized", {[JV] = 5}},
     {"String", {[JV] = 3, [CS] = 1, [RS] = 1}},
@@ -259,7 +277,7 @@ static const kw KW[] = {
     /* C# */
     {"using", {[CS] = 4, [CP] = 1}},
     {"internal", {[CS] = 5}},
-    {"sealed", {[CS] = 5}},
+    {"sealed", {[CS] = 3, [JV] = 2}},
     {"override", {[CS] = 3, [CP] = 1}},
     {"virtual", {[CS] = 2, [CP] = 3}},
     {"ref", {[CS] = 3, [RS] = 1}},
@@ -408,7 +426,11 @@ static const kw KW[] = {
     {"true", {[CP] = 1, [JS] = 1, [TS] = 1, [JV] = 1, [CS] = 1, [RS] = 1, [RB] = 1, [PH] = 1, [GO] = 1}},
     {"false", {[CP] = 1, [JS] = 1, [TS] = 1, [JV] = 1, [CS] = 1, [RS] = 1, [RB] = 1, [PH] = 1, [GO] = 1}},
     /* googletest, C++ only */
+    {"TEST", {[CP] = 3}},
     {"TEST_F", {[CP] = 5}},
+    {"TYPED_TEST", {[CP] = 5}},
+    {"INSTANTIATE_TEST_SUITE_P", {[CP] = 5}},
+    {"MOCK_METHOD", {[CP] = 5}},
     {"TEST_P", {[CP] = 5}},
     {"EXPECT_EQ", {[CP] = 4}},
     {"EXPECT_NE", {[CP] = 4}},
@@ -573,7 +595,8 @@ enum feat {
     F_PY_FROM_IMPORT, F_GO_IMPORT, F_JV_IMPORT, F_RB_CLASS_LT, F_STATIC_SCOPE, F_THIS_ARROW,
     F_TAB_INDENT, F_TYPED_PARAM, F_ADDR_OF, F_CAMEL, F_SNAKE, F_ARROW_UPPER_CALL, F_STREAM,
     F_CPP_NS, F_SQL_STMT, F_CS_DOC, F_METHOD_UPPER, F_CPP_INHERIT, F_CPP_REF_DECL, F_CPP_PTR_STYLE,
-    F_TS_AS, F_TS_PROP, F_CPP_LAMBDA, F_CPP_INIT, F_RANGE_FOR, F_TS_TYPED_VAR, F_INCLUDE_QH, F_CS_ACCESSOR, F_RB_DEF, F_NUM
+    F_TS_AS, F_TS_PROP, F_CPP_LAMBDA, F_CPP_INIT, F_RANGE_FOR, F_TS_TYPED_VAR, F_INCLUDE_QH, F_CS_ACCESSOR, F_RB_DEF, F_CPP_MEMBER, F_PP_LINE_COMMENT,
+    F_PP_BLOCK_COMMENT, F_JAVADOC, F_JSDOC_TYPE, F_JV_METHOD, F_NUM
 };
 
 typedef struct feature {
@@ -710,7 +733,14 @@ static const feature FEATS[F_NUM] = {
     [F_INCLUDE_QH] = {{[C_] = 3, [CP] = 3}, 3},
     [F_CS_ACCESSOR] = {{[CS] = 6}, 2},
     [F_RB_DEF] = {{[RB] = 4}, 2},
+    [F_CPP_MEMBER] = {{[CP] = 2}, 2},
+    [F_PP_LINE_COMMENT] = {{[CP] = 3, [CS] = 1}, 2},
+    [F_PP_BLOCK_COMMENT] = {{[C_] = 3}, 2},
+    [F_JAVADOC] = {{[JV] = 4}, 1},
+    [F_JSDOC_TYPE] = {{[JS] = 4}, 1},
+    [F_JV_METHOD] = {{[JV] = 3}, 2},
 };
+
 
 /* ---- keyword index --------------------------------------------------------- */
 
@@ -935,8 +965,21 @@ static void shebang(scan *sc, size_t i, size_t eol)
         feat(sc, F_SHEBANG_SH);
 }
 
+/* An include path into a library that only C++ can use. */
+static int cpp_library(const unsigned char *p, size_t n)
+{
+    static const char *const dirs[] = {"gtest/", "gmock/", "boost/", "absl/", "llvm/", "opencv2/",
+                                       "QtCore/", "QtWidgets/", "Eigen/"};
+    for (size_t k = 0; k < sizeof dirs / sizeof *dirs; k++) {
+        size_t m = strlen(dirs[k]);
+        if (n > m && memcmp(p, dirs[k], m) == 0)
+            return 1;
+    }
+    return 0;
+}
+
 /* A preprocessor-looking line "#word ...". Returns 1 if it was one. */
-static int preprocessor(scan *sc, size_t i, size_t eol)
+static int directive(scan *sc, size_t i, size_t eol)
 {
     size_t j = skip_sp(sc, i + 1, eol);
     int spaced = j > i + 1;
@@ -956,8 +999,8 @@ static int preprocessor(scan *sc, size_t i, size_t eol)
                 dot = (int)(e - k);
         const unsigned char *ext = sc->s + k + dot;
         size_t en = dot ? e - (k + (size_t)dot) : 0;
-        if (!dot)
-            feat(sc, F_INCLUDE_STD); /* <vector>, <cstdio> */
+        if (!dot || cpp_library(sc->s + k + 1, e - k - 1))
+            feat(sc, F_INCLUDE_STD); /* <vector>, <cstdio>, <gtest/gtest.h> */
         else if (en == 1 && ext[0] == 'h')
             feat(sc, open == '"' ? F_INCLUDE_QH : F_INCLUDE_H); /* "x.h": a project's own header */
         else if (id_is(ext, en, "hpp") || id_is(ext, en, "hh") || id_is(ext, en, "hxx") ||
@@ -990,6 +1033,25 @@ static int preprocessor(scan *sc, size_t i, size_t eol)
         }
     }
     return 0;
+}
+
+/* A directive, and the comment style after it: a line comment after
+ * "#endif" is the C++ habit, a block comment the C one (C89 had no line
+ * comments, and C headers still avoid them). */
+static int preprocessor(scan *sc, size_t i, size_t eol)
+{
+    if (!directive(sc, i, eol))
+        return 0;
+    int q = 0;
+    for (size_t k = i + 1; k + 1 < eol; k++) {
+        if (sc->s[k] == '"' || sc->s[k] == '\'')
+            q = q == sc->s[k] ? 0 : (q ? q : sc->s[k]);
+        else if (!q && sc->s[k] == '/' && (sc->s[k + 1] == '/' || sc->s[k + 1] == '*')) {
+            feat(sc, sc->s[k + 1] == '/' ? F_PP_LINE_COMMENT : F_PP_BLOCK_COMMENT);
+            break;
+        }
+    }
+    return 1;
 }
 
 /* Scans a quoted string starting at i (the quote); returns the offset after
@@ -1095,6 +1157,71 @@ static int upper_word(const unsigned char *w, size_t n)
 
 static unsigned char last_before(const scan *sc, size_t i);
 
+/* "string", "boolean", "number" where a TypeScript type goes: after
+ * "name: ", "?: ", "): ", or in a union "A | string". C# and Java spell
+ * their types before the name, so there the word is not theirs. */
+static int ts_type_word(const scan *sc, size_t i, const unsigned char *w, size_t n)
+{
+    if (!id_is(w, n, "string") && !id_is(w, n, "boolean") && !id_is(w, n, "number"))
+        return 0;
+    if (at(sc, i + n, sc->n) == '.')
+        return 0; /* string.Empty */
+    size_t k = i;
+    while (k > sc->line_start && sc->s[k - 1] == ' ')
+        k--;
+    if (k == i || k < sc->line_start + 2)
+        return 0;
+    int c = sc->s[k - 1], b = sc->s[k - 2];
+    if (c == ':')
+        return is_id(b) || b == ')' || b == '?' || b == ']' || b == '!';
+    return c == '|' && b == ' ' && !id_is(w, n, "number"); /* "flags | number" is arithmetic */
+}
+
+/* "=> void" as a function type ("cb: () => void"), not JavaScript's
+ * "() => void 0". j is just past the arrow. */
+static int void_type_after(const scan *sc, size_t j, size_t eol)
+{
+    j = skip_sp(sc, j, eol);
+    if (!id_is(sc->s + j, id_len(sc, j, eol), "void"))
+        return 0;
+    size_t k = skip_sp(sc, j + 4, eol);
+    int c = at(sc, k, eol);
+    return c == 0 || c == ')' || c == ';' || c == ',' || c == '|' || c == '>' || c == '=' || c == '}';
+}
+
+/* C#'s parameter modifiers "out int x", "ref x", "params T[] xs", used
+ * as plain names elsewhere ("out.println", "(..., out)"). */
+static int cs_modifier_as_name(const unsigned char *w, size_t n, int next, int next_ns)
+{
+    if (!id_is(w, n, "out") && !id_is(w, n, "ref") && !id_is(w, n, "params"))
+        return 0;
+    return next != ' ' || !is_id_start(next_ns);
+}
+
+/* "public Type name(": a method in Java's style, its type before its
+ * lower-case name (C# capitalizes methods; TypeScript and PHP put no type
+ * there). */
+static int java_method(const scan *sc, size_t i, const unsigned char *w, int next)
+{
+    static const char *const mods[] = {"function", "static", "async", "abstract", "final",
+                                       "synchronized", "native", "override", "get", "set",
+                                       "readonly", "virtual", "new", "default", "extern", "fn",
+                                       "def", "public", "private", "protected", "unsafe", "sealed"};
+    if (next != '(' || !(w[0] >= 'a' && w[0] <= 'z') || !sc->first_id || sc->tokens < 2)
+        return 0;
+    if (!id_is(sc->first_id, sc->first_len, "public") && !id_is(sc->first_id, sc->first_len, "private") &&
+        !id_is(sc->first_id, sc->first_len, "protected"))
+        return 0;
+    int b = last_before(sc, i);
+    if (!is_id(b) && b != '>' && b != ']')
+        return 0;
+    if (is_id(b) && sc->prev_id)
+        for (size_t k = 0; k < sizeof mods / sizeof *mods; k++)
+            if (id_is(sc->prev_id, sc->prev_len, mods[k]))
+                return 0;
+    return 1;
+}
+
 /* Everything about one identifier at i (length n), with its neighbours. */
 static void identifier(scan *sc, size_t i, size_t n, size_t eol)
 {
@@ -1115,6 +1242,10 @@ static void identifier(scan *sc, size_t i, size_t n, size_t eol)
             if (next == '?' && (after + 1 >= eol || is_space(sc->s[after + 1]) ||
                                 sc->s[after + 1] == ')'))
                 feat(sc, F_RB_PRED);
+        } else if (ts_type_word(sc, i, w, n)) {
+            feat(sc, F_TS_TYPE);
+        } else if (cs_modifier_as_name(w, n, next, next_ns)) {
+            /* Java's "PrintStream out)" */
         } else if (!(id_is(w, n, "namespace") && !is_id_start(next_ns))) {
             /* ("namespace" only as a declaration: Java uses it as a name.) */
             keyword(sc, find_kw((const char *)w, n));
@@ -1135,7 +1266,7 @@ static void identifier(scan *sc, size_t i, size_t n, size_t eol)
                 sc->score[SQ] += weight;
             }
         }
-        if (!prev_dot && find_prose(low, n) >= 0 && (!upper || n == 1) &&
+        if (!prev_dot && next != '.' && next != '(' && find_prose(low, n) >= 0 && (!upper || n == 1) &&
             !(is_upper(w[0]) && n > 1 && sc->tokens > 0))
             sc->prose++;
     }
@@ -1154,15 +1285,23 @@ static void identifier(scan *sc, size_t i, size_t n, size_t eol)
     }
     if (next == '(' && is_upper(w[0]) && i > 1 && sc->s[i - 1] == '>' && sc->s[i - 2] == '-')
         feat(sc, F_ARROW_UPPER_CALL);
+    /* "m_count": the C++ habit of marking data members (C structs have
+     * no methods to tell a member from a local). */
+    if (n > 2 && w[0] == 'm' && w[1] == '_' && is_id_start(w[2]) && !prev_dot)
+        feat(sc, F_CPP_MEMBER);
 
     /* identifier followed by ... */
     if (next == '!' && (at(sc, after + 1, eol) == '(' || at(sc, after + 1, eol) == '[' ||
                         (at(sc, after + 1, eol) == ' ' && at(sc, after + 2, eol) == '{')))
         feat(sc, F_RS_MACRO);
     else if (next == '!' && (at(sc, after + 1, eol) == '.' || at(sc, after + 1, eol) == ';' ||
-                             at(sc, after + 1, eol) == ')' || at(sc, after + 1, eol) == ','))
-        feat(sc, F_TS_NONNULL); /* "x!.y", "x!;": TypeScript's non-null assertion */
-    if (next == '<' && (is_id_start(at(sc, after + 1, eol)) || at(sc, after + 1, eol) == '\'')) {
+                             at(sc, after + 1, eol) == ')' || at(sc, after + 1, eol) == ',' ||
+                             at(sc, after + 1, eol) == ']' || at(sc, after + 1, eol) == ':'))
+        feat(sc, F_TS_NONNULL); /* "x!.y", "x!;": TypeScript's non-null assertion; "x!: T" */
+    if (next == '<' && (id_is(sc->s + after + 1, id_len(sc, after + 1, eol), "typeof") ||
+                        id_is(sc->s + after + 1, id_len(sc, after + 1, eol), "keyof")))
+        feat(sc, F_TS_TYPE); /* "Infer<typeof schema>" */
+    else if (next == '<' && (is_id_start(at(sc, after + 1, eol)) || at(sc, after + 1, eol) == '\'')) {
         /* "Foo<T" or "vector<int>": a type argument list, not "i<n". */
         size_t k = after + 1 + (at(sc, after + 1, eol) == '\'');
         size_t m = id_len(sc, k, eol);
@@ -1231,9 +1370,11 @@ static void identifier(scan *sc, size_t i, size_t n, size_t eol)
     if (sc->tokens == 2 && sc->first_id && id_is(sc->first_id, sc->first_len, "class") &&
         next_ns == '<' && at(sc, nx + 1, eol) == ' ')
         feat(sc, F_RB_CLASS_LT);
-    /* TypeScript: "type Name = ...", also after "export". */
+    /* TypeScript: "type Name = ...", also after "export"; a lower-case
+     * name only at the start of a statement. */
     if (sc->prev_id && id_is(sc->prev_id, sc->prev_len, "type") && sc->prev_punct == 0 &&
-        is_upper(w[0]) && (next_ns == '=' || next_ns == '<') && at(sc, nx + 1, eol) != '=')
+        (is_upper(w[0]) || (sc->tokens <= 2 && next_ns == '=')) && (next_ns == '=' || next_ns == '<') &&
+        at(sc, nx + 1, eol) != '=')
         feat(sc, F_TS_TYPE_ALIAS);
     /* Imports: "from x import y" (Python), "import x from 'y'" (JS/TS). */
     if (id_is(w, n, "import") && sc->first_id && id_is(sc->first_id, sc->first_len, "from") && sc->tokens >= 2)
@@ -1242,8 +1383,13 @@ static void identifier(scan *sc, size_t i, size_t n, size_t eol)
                                                id_is(sc->first_id, sc->first_len, "export")) &&
         (next_ns == '\'' || next_ns == '"'))
         feat(sc, F_JS_IMPORT_FROM);
+    else if (id_is(w, n, "from") && sc->tokens == 1 && !sc->first_id && last_before(sc, i) == '}' &&
+             (next_ns == '\'' || next_ns == '"'))
+        feat(sc, F_JS_IMPORT_FROM); /* "} from 'x'" ends a long import list */
     if (id_is(w, n, "import") && sc->tokens == 0 && (next_ns == '(' || next_ns == '"'))
         feat(sc, F_GO_IMPORT);
+    if (java_method(sc, i, w, next))
+        feat(sc, F_JV_METHOD);
     /* A method declared "void Name(": C# names methods in PascalCase,
      * Java and C in lower case. (After "public" it may be a constructor.) */
     if (next == '(' && p && sc->prev_punct == 0 && is_upper(w[0])) {
@@ -1378,6 +1524,29 @@ static unsigned char last_before(const scan *sc, size_t i)
     return i > sc->line_start ? sc->s[i - 1] : 0;
 }
 
+/* Tags in a documentation comment [i, e): Javadoc's inline tags, and
+ * JSDoc's "@param {Type}", which only untyped JavaScript needs. */
+static void doc_tags(scan *sc, size_t i, size_t e)
+{
+    static const char *const javadoc[] = {"code", "linkplain", "inheritDoc", "return", "literal", "value"};
+    for (; i + 2 < e; i++) {
+        if (sc->s[i] != '@' || !is_id_start(sc->s[i + 1]))
+            continue;
+        size_t n = id_len(sc, i + 1, e);
+        const unsigned char *w = sc->s + i + 1;
+        if (i > 0 && sc->s[i - 1] == '{') {
+            for (size_t k = 0; k < sizeof javadoc / sizeof *javadoc; k++)
+                if (id_is(w, n, javadoc[k]))
+                    feat(sc, F_JAVADOC);
+        } else if ((id_is(w, n, "param") || id_is(w, n, "returns") || id_is(w, n, "return") ||
+                    id_is(w, n, "type") || id_is(w, n, "typedef")) &&
+                   at(sc, skip_sp(sc, i + 1 + n, e), e) == '{') {
+            feat(sc, F_JSDOC_TYPE);
+        }
+        i += n;
+    }
+}
+
 /* Scans one line [i, eol). */
 static void scan_line(scan *sc, size_t i, size_t eol)
 {
@@ -1391,8 +1560,10 @@ static void scan_line(scan *sc, size_t i, size_t eol)
 
     /* Continue a construct left open by an earlier line. */
     if (sc->in_block) {
+        size_t b = i;
         while (i + 1 < eol && !(sc->s[i] == '*' && sc->s[i + 1] == '/'))
             i++;
+        doc_tags(sc, b, i + 1 < eol ? i : eol);
         if (i + 1 >= eol)
             return;
         sc->in_block = 0;
@@ -1448,8 +1619,10 @@ static void scan_line(scan *sc, size_t i, size_t eol)
         feat(sc, F_HASH_COMMENT);
         return;
     }
-    if (c == '*' && (d == ' ' || d == '/' || d == 0 || d == '\t' || d == '*'))
+    if (c == '*' && (d == ' ' || d == '/' || d == 0 || d == '\t' || d == '*')) {
+        doc_tags(sc, i, eol);
         return; /* the middle or end of a block comment begun before the text */
+    }
     if (c == '-' && d == '-' && (at(sc, i + 2, eol) == ' ' || at(sc, i + 2, eol) == 0 ||
                                  at(sc, i + 2, eol) == '-')) {
         feat(sc, F_DASH_COMMENT);
@@ -1539,6 +1712,7 @@ static void scan_line(scan *sc, size_t i, size_t eol)
                 size_t j = i + 2;
                 while (j + 1 < eol && !(sc->s[j] == '*' && sc->s[j + 1] == '/'))
                     j++;
+                doc_tags(sc, i + 2, j + 1 < eol ? j : eol);
                 sc->tokens--;
                 sc->last = last_before(sc, i);
                 if (j + 1 >= eol) {
@@ -1711,6 +1885,8 @@ static void scan_line(scan *sc, size_t i, size_t eol)
         case '=':
             if (d == '>') {
                 feat(sc, F_FAT_ARROW);
+                if (void_type_after(sc, i + 2, eol))
+                    feat(sc, F_TS_TYPE);
                 next = i + 2;
             } else if (d == '=' && at(sc, i + 2, eol) == '=') {
                 if (at(sc, i + 3, eol) != '=')
@@ -1982,18 +2158,135 @@ static size_t skip_docstring_tail(const unsigned char *s, size_t n)
     return j < n ? j + 1 : n;
 }
 
+/* ---- the learned part ------------------------------------------------------ */
+
+/* A multinomial logistic model over the thirteen languages, learned by
+ * bench/lang_train.py from the tuning half and written to lang_model.inc:
+ * for language l its score is LM_RULE * rule score + LM_BIAS[l] + the sum
+ * of LM_W[b][l] over the distinct feature buckets b of the text. A feature
+ * is a token or a pair of adjacent tokens, hashed into LM_BUCKETS buckets;
+ * a token is an identifier (its bytes), a number, one punctuation byte, a
+ * line break, a string literal (by its quote: ' " ` or triple) or a
+ * comment (// or block), so that `::` `->` `:=` `=>` `$name` `;` at the
+ * end of a line and `#include <x.h>` all become pairs. String and comment
+ * contents are skipped; a chunk that starts inside one shows its words. */
+enum { LM_CLASSES = NLANG - 1 };
+#include "icl/lang_model.inc"
+
+enum { TOK_NL = 1, TOK_NUM, TOK_SQ, TOK_DQ, TOK_BT, TOK_TRIPLE, TOK_LINE_COMMENT,
+       TOK_BLOCK_COMMENT, TOK_PUNCT = 0x100 };
+
+static uint32_t lm_mix(uint32_t h)
+{
+    h ^= h >> 16;
+    h *= 0x7feb352dU;
+    h ^= h >> 15;
+    h *= 0x846ca68bU;
+    h ^= h >> 16;
+    return h;
+}
+
+typedef struct lm_acc {
+    uint64_t seen[LM_BUCKETS / 64];
+    int32_t score[LM_CLASSES];
+    uint32_t prev;
+    uint16_t *out; /* the probe's feature list, or NULL */
+    size_t cap, count;
+} lm_acc;
+
+static void lm_bucket(lm_acc *a, uint32_t h)
+{
+    uint32_t b = lm_mix(h) % LM_BUCKETS;
+    uint64_t bit = (uint64_t)1 << (b % 64);
+    if (a->seen[b / 64] & bit)
+        return;
+    a->seen[b / 64] |= bit;
+    for (int l = 0; l < LM_CLASSES; l++)
+        a->score[l] += LM_W[b][l];
+    if (a->out && a->count < a->cap)
+        a->out[a->count] = (uint16_t)b;
+    a->count++;
+}
+
+static void lm_token(lm_acc *a, uint32_t t)
+{
+    if (t == TOK_NL && a->prev == TOK_NL)
+        return;
+    lm_bucket(a, t * 2u);
+    lm_bucket(a, (a->prev * 0x9e3779b1u + t) * 2u + 1u);
+    a->prev = t;
+}
+
+/* Offset just past the first occurrence of lit (of length k) at or after
+ * i, or n when there is none. */
+static size_t lm_past(const unsigned char *s, size_t n, size_t i, const char *lit, size_t k)
+{
+    for (; i + k <= n; i++)
+        if (memcmp(s + i, lit, k) == 0)
+            return i + k;
+    return n;
+}
+
+static void lm_scan(lm_acc *a, const unsigned char *s, size_t n)
+{
+    a->prev = TOK_NL;
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = s[i];
+        if (c == '\n') {
+            lm_token(a, TOK_NL);
+            i++;
+        } else if (c == ' ' || c == '\t' || c == '\r' || c >= 0x80 || c < 0x20) {
+            i++;
+        } else if (is_id_start((int)c)) {
+            uint32_t h = 2166136261u;
+            size_t j = i;
+            while (j < n && is_id(s[j]))
+                h = (h ^ s[j++]) * 16777619u;
+            lm_token(a, h | 0x10000u);
+            i = j;
+        } else if (c >= '0' && c <= '9') {
+            while (i < n && (is_id(s[i]) || s[i] == '.'))
+                i++;
+            lm_token(a, TOK_NUM);
+        } else if ((c == '"' || c == '\'') && i + 2 < n && s[i + 1] == c && s[i + 2] == c) {
+            char q[3] = {(char)c, (char)c, (char)c};
+            i = lm_past(s, n, i + 3, q, 3);
+            lm_token(a, TOK_TRIPLE);
+        } else if (c == '"' || c == '\'' || c == '`') {
+            size_t j = i + 1;
+            while (j < n && s[j] != c && (c == '`' || s[j] != '\n'))
+                j += s[j] == '\\' ? 2 : 1;
+            if (j < n && s[j] == c) {
+                lm_token(a, c == '"' ? TOK_DQ : c == '\'' ? TOK_SQ : TOK_BT);
+                i = j + 1;
+            } else {
+                lm_token(a, TOK_PUNCT + c); /* unclosed: a lone quote */
+                i++;
+            }
+        } else if (c == '/' && i + 1 < n && s[i + 1] == '/') {
+            while (i < n && s[i] != '\n')
+                i++;
+            lm_token(a, TOK_LINE_COMMENT);
+        } else if (c == '/' && i + 1 < n && s[i + 1] == '*') {
+            i = lm_past(s, n, i + 2, "*/", 2);
+            lm_token(a, TOK_BLOCK_COMMENT);
+        } else {
+            lm_token(a, TOK_PUNCT + c);
+            i++;
+        }
+    }
+}
+
+/* ---- detection ---------------------------------------------------------------- */
+
 /* Below this, no language has shown enough of its habits. */
 enum { MIN_SCORE = 4 };
 
-icl_lang icl_lang_detect(const char *text, size_t len, const char *path)
+/* The rule scores of text[0..len) and whether the rules call it GENERIC
+ * (too little code, or English). */
+static int rule_scores(const char *text, size_t len, int score[NLANG])
 {
-    icl_lang by_path = icl_lang_from_path(path);
-    if (by_path != ICL_LANG_GENERIC)
-        return by_path;
-    if (!text || len == 0)
-        return ICL_LANG_GENERIC;
-    pthread_once(&index_once, build_index);
-
     scan sc;
     memset(&sc, 0, sizeof sc);
     sc.s = (const unsigned char *)text;
@@ -2010,23 +2303,74 @@ icl_lang icl_lang_detect(const char *text, size_t len, const char *path)
         end_line(&sc, eol);
         i = eol + 1;
     }
+    memcpy(score, sc.score, sizeof sc.score);
 
-    /* Ties go to the language whose habits are the common ground: plain
-     * statements with braces and semicolons read as C, untyped script as
-     * JavaScript. */
-    static const unsigned char PREF[] = {C_, JS, PY, JV, GO, CP, CS, TS, RS, RB, PH, SH, SQ};
-    int best = PREF[0];
-    for (size_t k = 1; k < sizeof PREF; k++)
-        if (sc.score[PREF[k]] > sc.score[best])
-            best = PREF[k];
-    int top = sc.score[best];
+    int top = sc.score[GEN + 1];
+    for (int l = GEN + 1; l < NLANG; l++)
+        if (sc.score[l] > top)
+            top = sc.score[l];
     /* English evidence: function words, a question, no code punctuation. */
     size_t e = len;
     while (e > 0 && (is_space(sc.s[e - 1]) || sc.s[e - 1] == '\n'))
         e--;
     int prose = 2 * (sc.prose < 8 ? sc.prose : 8) + (sc.code_punct == 0 ? 6 : 0) +
                 (e > 0 && sc.s[e - 1] == '?' ? 2 : 0);
-    if (top <= 0 || prose >= top || (top < MIN_SCORE && sc.code_punct < 3))
+    if (sc.code_punct >= 40)
+        prose /= 2; /* English does not come with forty brackets and semicolons */
+    return top <= 0 || prose >= top || (top < MIN_SCORE && sc.code_punct < 3);
+}
+
+int icl_lang_probe(const char *text, size_t len, int rule[ICL_LANG_COUNT], unsigned short *feats,
+                   size_t cap, size_t *nfeats)
+{
+    pthread_once(&index_once, build_index);
+    int generic = rule_scores(text ? text : "", text ? len : 0, rule);
+    lm_acc a;
+    memset(&a, 0, sizeof a);
+    a.out = feats;
+    a.cap = cap;
+    if (text)
+        lm_scan(&a, (const unsigned char *)text, len);
+    *nfeats = a.count;
+    return generic;
+}
+
+icl_lang icl_lang_detect(const char *text, size_t len, const char *path)
+{
+    icl_lang by_path = icl_lang_from_path(path);
+    if (by_path != ICL_LANG_GENERIC)
+        return by_path;
+    if (!text || len == 0)
         return ICL_LANG_GENERIC;
+    pthread_once(&index_once, build_index);
+
+    int rule[NLANG];
+    if (rule_scores(text, len, rule))
+        return ICL_LANG_GENERIC;
+    lm_acc a;
+    memset(&a, 0, sizeof a);
+    lm_scan(&a, (const unsigned char *)text, len);
+
+    /* The languages within LM_MARGIN of the best rule score compete on
+     * the sum of both parts. Ties go to the language whose habits are the
+     * common ground: plain statements with braces and semicolons read as
+     * C, untyped script as JavaScript. */
+    static const unsigned char PREF[] = {C_, JS, PY, JV, GO, CP, CS, TS, RS, RB, PH, SH, SQ};
+    int top = rule[PREF[0]];
+    for (size_t k = 1; k < sizeof PREF; k++)
+        if (rule[PREF[k]] > top)
+            top = rule[PREF[k]];
+    int best = -1;
+    int32_t best_score = 0;
+    for (size_t k = 0; k < sizeof PREF; k++) {
+        int l = PREF[k];
+        if (rule[l] < top - LM_MARGIN)
+            continue;
+        int32_t v = (int32_t)LM_RULE * rule[l] + LM_BIAS[l - 1] + a.score[l - 1];
+        if (best < 0 || v > best_score) {
+            best = l;
+            best_score = v;
+        }
+    }
     return (icl_lang)best;
 }

@@ -11,17 +11,22 @@
  *      as `:=` `::` `=>` `->`, line shapes such as a Python block header
  *      ending in `:` or a Ruby `end` on its own line, `$var`, `#include`,
  *      generics, comment styles), each feature counted at most a few times
- *      so that one repeated token cannot outvote the rest;
+ *      so that one repeated token cannot outvote the rest; the languages
+ *      close to the best of these scores then compete on it plus a fixed
+ *      linear model learned offline (bench/lang_train.py) over hashed
+ *      tokens and token pairs, which separates the close cousins
+ *      (JavaScript / TypeScript, C / C++) where the rules cannot;
  *   3. GENERIC, when the best language scores too little, or when the text
  *      reads as English (function words, a question mark, no code
  *      punctuation) more than it reads as code.
  *
  * Limits, on purpose: no parsing and no statistics learned at run time, so
  * a chunk that is valid in two languages goes to the one whose habits it
- * shows (plain C-style statements in a .cpp file come out as C, untyped
- * TypeScript as JavaScript); a chunk that sits inside a long comment or
- * docstring reads as prose; strings and comments are skipped, so code
- * quoted inside them does not count. docs/LANGUAGES.md has the measured
+ * shows (plain C-style statements in a .cpp file often come out as C;
+ * untyped TypeScript goes by its words, a guess only as good as the code's
+ * likeness to what the model was learned from); a chunk that sits inside a
+ * long comment or docstring reads as prose; strings and comments are
+ * skipped, so code quoted inside them does not count. docs/LANGUAGES.md has the measured
  * accuracy and where it errs.
  *
  * All functions are pure, thread-safe, allocate nothing and accept any
@@ -68,5 +73,13 @@ icl_lang icl_lang_from_path(const char *path);
  * wins; otherwise the text decides. Natural-language text comes out
  * GENERIC unless it clearly carries code. text may be NULL when len is 0. */
 icl_lang icl_lang_detect(const char *text, size_t len, const char *path);
+
+/* For the training tools (bench/lang_detect, bench/lang_train.py) and the
+ * tests, not for callers: fills rule[] with the rule scores and
+ * feats[0..cap) with the distinct feature buckets in order of first
+ * appearance; returns 1 when the rules call the text GENERIC, else 0, and
+ * the number of buckets in *nfeats (which may exceed cap). */
+int icl_lang_probe(const char *text, size_t len, int rule[ICL_LANG_COUNT], unsigned short *feats,
+                   size_t cap, size_t *nfeats);
 
 #endif

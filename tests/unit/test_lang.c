@@ -354,6 +354,140 @@ TEST(deterministic)
         CHECK_LANG(det(SNIPPETS[i].text), det(SNIPPETS[i].text));
 }
 
+/* TypeScript that shows itself only in small ways: a definite-assignment
+ * "!:", "=> void" in a callback type, "<typeof x>", a lower-case type
+ * alias, "string" in a union, and untyped code whose words are
+ * TypeScript's (generic parameters, "readonly", "unknown"). */
+TEST(typescript_idioms)
+{
+    CHECK_LANG(det("class Doc {\n  args!: string[];\n  indent = 0;\n"
+                   "  indented(fn) {\n    this.indent += 1;\n  }\n}\n"),
+               ICL_LANG_TYPESCRIPT);
+    CHECK_LANG(det("const listeners = [];\nfunction on(cb: () => void) {\n"
+                   "  listeners.push(cb);\n}\n"),
+               ICL_LANG_TYPESCRIPT);
+    CHECK_LANG(det("const schema = z.object({ name: z.string() });\n"
+                   "type schema = z.infer<typeof schema>;\n"),
+               ICL_LANG_TYPESCRIPT);
+    CHECK_LANG(det("function pick(key, fallback) {\n  const value = lookup(key);\n"
+                   "  return value ?? fallback;\n}\nlet id: number | string = 0;\n"),
+               ICL_LANG_TYPESCRIPT);
+    CHECK_LANG(det("export function first(items, fallback) {\n"
+                   "  const [head] = items as unknown[];\n  return head ?? fallback;\n}\n"),
+               ICL_LANG_TYPESCRIPT);
+}
+
+/* The negative side: CommonJS, JSDoc types and "() => void 0" stay
+ * JavaScript; Java's "out" parameter is not C#'s. */
+TEST(javascript_stays_javascript)
+{
+    CHECK_LANG(det("const fs = require('fs');\n\n/**\n * @param {string} file\n"
+                   " * @returns {Promise<string>}\n */\n"
+                   "module.exports = function read(file) {\n"
+                   "  return fs.promises.readFile(file, 'utf8');\n};\n"),
+               ICL_LANG_JAVASCRIPT);
+    CHECK_LANG(det("const noop = () => void 0;\nconst total = items.reduce((a, b) => a + b, 0);\n"
+                   "console.log(total);\n"),
+               ICL_LANG_JAVASCRIPT);
+    CHECK_LANG(det("var opts = Object.assign({}, defaults, options);\n"
+                   "if (typeof opts.path !== 'string') {\n"
+                   "  throw new TypeError('path must be a string');\n}\n"),
+               ICL_LANG_JAVASCRIPT);
+}
+
+/* C++ habits on code that would otherwise read as C: "m_" members,
+ * googletest headers; and C that keeps its own habits. (A line comment
+ * after a directive alone no longer makes C++: C99 code writes them too,
+ * and the learned part weighs it against the rest.) */
+TEST(cpp_idioms_and_c_negatives)
+{
+    CHECK_LANG(det("void Buffer::reset()\n{\n  if (m_data != 0)\n    free(m_data);\n"
+                   "  m_data = 0;\n  m_size = 0;\n}\n"),
+               ICL_LANG_CPP);
+    CHECK_LANG(det("#include \"gtest/gtest.h\"\n\nstatic int add(int a, int b) { return a + b; }\n"
+                   "\nTEST(Add, Small) { EXPECT_EQ(3, add(1, 2)); }\n"),
+               ICL_LANG_CPP);
+    CHECK_LANG(det("#ifndef BUF_H\n#define BUF_H /* once */\n#include <stddef.h>\n\n"
+                   "struct buf {\n    char *data;\n    size_t len;\n};\n"
+                   "int buf_grow(struct buf *b, size_t n);\n#endif /* BUF_H */\n"),
+               ICL_LANG_C);
+    CHECK_LANG(det("static int count_lines(const char *s)\n{\n    int n = 0;\n"
+                   "    for (; *s; s++)\n        if (*s == '\\n')\n            n++;\n"
+                   "    return n;\n}\n"),
+               ICL_LANG_C);
+}
+
+/* Java beside C#: Javadoc tags, a lower-case method after its type, a
+ * stream named "out". */
+TEST(java_not_csharp)
+{
+    CHECK_LANG(det("    /**\n     * Returns the key, or {@code null}.\n     */\n"
+                   "    public SecretKey getClientKey() {\n        return clientKey;\n    }\n"),
+               ICL_LANG_JAVA);
+    CHECK_LANG(det("    public void run(PrintStream out, Debugger dbg) {\n"
+                   "        Target t = dbg.getTarget();\n        if (t != null) {\n"
+                   "            print(out, t);\n        }\n    }\n"),
+               ICL_LANG_JAVA);
+}
+
+/* The trainer's view of a text: rule scores, the rules' generic verdict
+ * and the distinct feature buckets, all in range, repeatable, and cut at
+ * cap without losing the count. */
+TEST(probe_hook)
+{
+    static const char code[] = "fn main() {\n    let v: Vec<u8> = Vec::new();\n"
+                               "    println!(\"{}\", v.len());\n}\n";
+    unsigned short f1[512], f2[512], few[3] = {0, 0, 0};
+    int r1[ICL_LANG_COUNT], r2[ICL_LANG_COUNT];
+    size_t n1 = 0, n2 = 0, nfew = 0;
+    CHECK_EQ_INT(icl_lang_probe(code, strlen(code), r1, f1, 512, &n1), 0);
+    CHECK(n1 > 10 && n1 <= 512);
+    for (size_t k = 0; k < n1; k++) {
+        CHECK(f1[k] < 4096);
+        for (size_t j = 0; j < k; j++)
+            CHECK(f1[j] != f1[k]); /* each bucket once */
+    }
+    int best = 1;
+    for (int l = 2; l < ICL_LANG_COUNT; l++)
+        if (r1[l] > r1[best])
+            best = l;
+    CHECK_LANG((icl_lang)best, ICL_LANG_RUST);
+    CHECK_EQ_INT(icl_lang_probe(code, strlen(code), r2, f2, 512, &n2), 0);
+    CHECK_EQ_INT(n2, n1);
+    CHECK(memcmp(f1, f2, n1 * sizeof *f1) == 0 && memcmp(r1, r2, sizeof r1) == 0);
+    CHECK_EQ_INT(icl_lang_probe(code, strlen(code), r2, few, 2, &nfew), 0);
+    CHECK_EQ_INT(nfew, n1);
+    CHECK(few[0] == f1[0] && few[1] == f1[1] && few[2] == 0);
+
+    static const char query[] = "how do I sort a list in python";
+    CHECK_EQ_INT(icl_lang_probe(query, strlen(query), r1, f1, 512, &n1), 1);
+    CHECK_EQ_INT(icl_lang_probe(NULL, 0, r1, f1, 512, &n1), 1);
+    CHECK_EQ_INT(n1, 0);
+}
+
+/* The learned part's tokenizer on literals and comments left open at the
+ * end of the text, on exact-size copies (ASan catches a read past len). */
+TEST(learned_tokens_at_the_edge)
+{
+    static const char *const texts[] = {
+        "x = \"unclosed", "x = 'a", "s = `multi\nline", "doc = \"\"\"open\n",
+        "y = '''", "a /* open", "b // tail", "c /", "d \\", "0x1f.", "$", "#include <a.h",
+        "\"\"", "''", "``", "\"\\", "'\\", "`\\",
+    };
+    unsigned short f[64];
+    int r[ICL_LANG_COUNT];
+    size_t n;
+    for (size_t i = 0; i < sizeof texts / sizeof *texts; i++) {
+        size_t len = strlen(texts[i]);
+        char *copy = malloc(len);
+        memcpy(copy, texts[i], len);
+        (void)icl_lang_probe(copy, len, r, f, 64, &n);
+        CHECK(n > 0);
+        (void)icl_lang_detect(copy, len, NULL);
+        free(copy);
+    }
+}
+
 int main(void)
 {
     RUN(names_round_trip);
@@ -365,5 +499,11 @@ int main(void)
     RUN(path_hint_wins);
     RUN(any_bytes_are_safe);
     RUN(deterministic);
+    RUN(typescript_idioms);
+    RUN(javascript_stays_javascript);
+    RUN(cpp_idioms_and_c_negatives);
+    RUN(java_not_csharp);
+    RUN(probe_hook);
+    RUN(learned_tokens_at_the_edge);
     return harness_summary("lang");
 }
