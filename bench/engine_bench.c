@@ -1,12 +1,13 @@
 /*
  * engine_bench.c - in-process throughput of libbgeicl.
  *
- *   engine_bench MODEL_DIR CORPUS.jsonl BATCH[,BATCH...] [SECONDS] [THREADS]
+ *   engine_bench MODEL_DIR CORPUS.jsonl BATCH[,BATCH...] [SECONDS] [THREADS] [DTYPE]
  *
  * Reads the corpus (one JSON string per line), then for each batch size
  * embeds consecutive slices of the corpus for at least SECONDS (default 5)
  * after one warm-up batch, cycling through the corpus. Prints one JSON
  * object per batch size: texts/s, tokens/s, and the texts and time measured.
+ * DTYPE (fp32, bf16; default fp32) is bgeicl_options.dtype.
  */
 #include <cJSON.h>
 #include <stdio.h>
@@ -82,13 +83,18 @@ static void bench_batch(bgeicl_model *m, const corpus *c, size_t batch, double s
 int main(int argc, char **argv)
 {
     if (argc < 4) {
-        fprintf(stderr, "usage: engine_bench MODEL_DIR CORPUS.jsonl BATCHES [SECONDS] [THREADS]\n");
+        fprintf(stderr, "usage: engine_bench MODEL_DIR CORPUS.jsonl BATCHES [SECONDS] [THREADS] "
+                        "[DTYPE]\n");
         return 2;
     }
     double seconds = argc > 4 ? atof(argv[4]) : 5.0;
     bgeicl_options o;
     bgeicl_options_init(&o);
     o.threads = argc > 5 ? atoi(argv[5]) : 0;
+    if (argc > 6 && bgeicl_dtype_parse(argv[6], &o.dtype) != 0) {
+        fprintf(stderr, "unknown dtype %s\n", argv[6]);
+        return 2;
+    }
     corpus c = {0};
     if (load_corpus(argv[2], &c) != 0) {
         fprintf(stderr, "cannot read corpus %s\n", argv[2]);

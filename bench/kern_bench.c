@@ -2,7 +2,7 @@
  * kern_bench.c - single-thread speed of each kernel table on BGE-small
  * shapes (hidden 384, 12 heads of d = 32, intermediate 1536).
  *
- *   kern_bench [SECONDS [nogemm|gemmonly]]
+ *   kern_bench [SECONDS [nogemm|gemmonly|bf16only]]
  *
  * Times attention_head over all 12 heads of one sequence (L = 128 and
  * 512), GELU over a 512 x 1536 FFN activation and residual + LayerNorm
@@ -19,6 +19,12 @@
  * one thread (the scalar table's gemm_bt) against each table's
  * gemm_packed, in GFLOP/s (2 M N K per call) and as a share of the FMA
  * peak of one core, measured first with a loop of independent FMAs.
+ *
+ * Last, bf16 weights: the same shapes (M >= 32) through every bf16 GEMM
+ * the CPU runs (widening AVX2 and AVX-512F, AVX512_BF16's vdpbf16ps),
+ * next to the fp32 gemm_packed of the best table in the same run, and the
+ * cost of rounding A to bf16 (kern_bf16_rows), which the engine pays once
+ * per GEMM; GFLOP/s count 2 M N K as for fp32.
  */
 #include <math.h>
 #include <stdio.h>
@@ -29,6 +35,7 @@
 #include <cblas.h>
 
 #include "kernels/kern.h"
+#include "kernels/kern_internal.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -222,6 +229,104 @@ static void bench_gemm(double secs, kern_isa top)
     free(A), free(B), free(bias), free(C), free(Bp);
 }
 
+/* ---- bf16 GEMM ------------------------------------------------------------------ */
+
+typedef void (*bf16_fn)(size_t M, size_t n0, size_t cols, size_t K, const uint16_t *A,
+                        size_t lda, const uint16_t *Bp, const float *bias, float *C, size_t ldc);
+
+typedef struct bf16_case {
+    bf16_fn fn;
+    size_t M, N, K;
+    const uint16_t *A16, *Bp16;
+    const float *A, *bias;
+    float *C;
+    uint16_t *A16w; /* kern_bf16_rows' output when timing the rounding */
+} bf16_case;
+
+static const bf16_case *cur_bf16;
+
+static void run_bf16(bench_case *bc)
+{
+    (void)bc;
+    const bf16_case *g = cur_bf16;
+    g->fn(g->M, 0, g->N, g->K, g->A16, kern_bf16_k2(g->K), g->Bp16, g->bias, g->C, g->N);
+}
+
+static void run_round(bench_case *bc)
+{
+    (void)bc;
+    const bf16_case *g = cur_bf16;
+    kern_select(kern_detect())->bf16_rows(g->A, g->M, g->K, g->K, g->A16w, kern_bf16_k2(g->K));
+}
+
+static void bench_bf16(double secs, kern_isa top)
+{
+    static const size_t Ms[] = {32, 512, 4096};
+    static const size_t NKs[][2] = {{1152, 384}, {384, 384}, {1536, 384}, {384, 1536}};
+    typedef struct impl {
+        const char *name;
+        bf16_fn fn;
+    } impl;
+    impl impls[3];
+    size_t ni = 0;
+#if BENCH_X86
+    if (top >= KERN_AVX2)
+        impls[ni++] = (impl){"avx2", kern_avx2_gemm_bf16_cols};
+    if (top >= KERN_AVX512)
+        impls[ni++] = (impl){"avx512f", kern_avx512_gemm_bf16_cols};
+    if (top >= KERN_AVX512 && kern_has_avx512bf16())
+        impls[ni++] = (impl){"avx512bf16", kern_avx512bf16_gemm_bf16_cols};
+#endif
+    if (top == KERN_SCALAR)
+        return;
+    const kern_ops *k = kern_select(top);
+    printf("\nbf16 weights, one thread, fp32 gemm_packed (%s) in the same run\n",
+           kern_isa_name(top));
+    printf("%-24s %-11s %12s %12s %9s\n", "gemm M x N x K", "kernel", "us/call", "GFLOP/s",
+           "vs fp32");
+    size_t maxM = 4096, maxN = 1536, maxK = 1536;
+    float *A = alloc_rand(maxM * maxK, -1.0f, 1.0f, 21);
+    float *B = alloc_rand(maxN * maxK, -1.0f, 1.0f, 22);
+    float *bias = alloc_rand(maxN, -1.0f, 1.0f, 23);
+    float *C = alloc_rand(maxM * maxN, 0.0f, 0.0f, 24);
+    float *Bp = alloc_rand(kern_packed_floats(maxN, maxK), 0.0f, 0.0f, 25);
+    uint16_t *A16 = malloc(maxM * maxK * sizeof *A16), *A16w = malloc(maxM * maxK * sizeof *A16);
+    uint16_t *Bp16 = malloc(kern_packed_bf16_elems(maxN, maxK) * sizeof *Bp16);
+    if (!A16 || !A16w || !Bp16) {
+        fprintf(stderr, "kern_bench: out of memory\n");
+        exit(1);
+    }
+    for (size_t nk = 0; nk < 4; nk++) {
+        size_t N = NKs[nk][0], K = NKs[nk][1];
+        kern_pack_b(B, N, K, Bp);
+        kern_pack_b_bf16(B, N, K, Bp16);
+        for (size_t mi = 0; mi < 3; mi++) {
+            size_t M = Ms[mi];
+            char name[48];
+            snprintf(name, sizeof name, "%zu x %zu x %zu", M, N, K);
+            kern_bf16_rows(A, M, K, K, A16, kern_bf16_k2(K));
+            gemm_case g = {k, M, N, K, A, B, Bp, bias, C};
+            bench_case c = {.k = k, .gemm = &g};
+            double base = time_case(run_gemm, &c, secs), flops = 2.0 * (double)(M * N * K);
+            printf("%-24s %-11s %12.1f %12.2f %8.2fx\n", name, "fp32", base * 1e6,
+                   flops / base * 1e-9, 1.0);
+            for (size_t f = 0; f < ni; f++) {
+                bf16_case bcase = {impls[f].fn, M, N, K, A16, Bp16, A, bias, C, A16w};
+                cur_bf16 = &bcase;
+                double t = time_case(run_bf16, &c, secs);
+                printf("%-24s %-11s %12.1f %12.2f %8.2fx\n", name, impls[f].name, t * 1e6,
+                       flops / t * 1e-9, base / t);
+            }
+            bf16_case rcase = {NULL, M, N, K, A16, Bp16, A, bias, C, A16w};
+            cur_bf16 = &rcase;
+            double t = time_case(run_round, &c, secs);
+            printf("%-24s %-11s %12.1f %12s %8.2f%%\n", name, "round A", t * 1e6, "-",
+                   100.0 * t / base);
+        }
+    }
+    free(A), free(B), free(bias), free(C), free(Bp), free(A16), free(A16w), free(Bp16);
+}
+
 /* ---- main -------------------------------------------------------------------- */
 
 int main(int argc, char **argv)
@@ -239,7 +344,8 @@ int main(int argc, char **argv)
 
     printf("kern_bench: one thread, best of 5 runs of >= %.2g s; BGE-small shapes\n", secs);
     printf("%-34s %-7s %12s %16s %9s\n", "kernel", "isa", "us/call", "rate", "vs scalar");
-    int only_gemm = argc > 2 && !strcmp(argv[2], "gemmonly");
+    int only_bf16 = argc > 2 && !strcmp(argv[2], "bf16only");
+    int only_gemm = only_bf16 || (argc > 2 && !strcmp(argv[2], "gemmonly"));
     for (int which = 0; which < (only_gemm ? 0 : 4); which++) {
         double base = 0.0;
         for (int isa = 0; isa <= (int)top; isa++) {
@@ -272,7 +378,9 @@ int main(int argc, char **argv)
     }
     free(qkv), free(ctx), free(scores), free(act), free(hid), free(res), free(g), free(b);
     free(work);
-    if (argc <= 2 || strcmp(argv[2], "nogemm"))
+    if ((argc <= 2 || strcmp(argv[2], "nogemm")) && !only_bf16)
         bench_gemm(secs, top);
+    if (argc <= 2 || strcmp(argv[2], "nogemm"))
+        bench_bf16(secs, top);
     return 0;
 }

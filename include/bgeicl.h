@@ -73,9 +73,24 @@ const char *bgeicl_version(void);
 
 typedef struct bgeicl_model bgeicl_model;
 
+/* Precision of the linear layers' weights (Q/K/V, attention output, FFN
+ * in and out). Embeddings, LayerNorm, biases, attention and pooling stay
+ * fp32 in every dtype.
+ *   FP32  fp32 weights and arithmetic: the reference (cosine >= 0.9999 to
+ *         sentence-transformers).
+ *   BF16  weights rounded to bf16 (nearest even) at load, half the memory;
+ *         each GEMM rounds its activations to bf16 and sums in fp32, with
+ *         the AVX512_BF16 dot product where the CPU has it (cosine >= 0.999
+ *         to fp32). */
 typedef enum bgeicl_dtype {
-    BGEICL_DTYPE_FP32 = 0
+    BGEICL_DTYPE_FP32 = 0,
+    BGEICL_DTYPE_BF16 = 1
 } bgeicl_dtype;
+
+/* "fp32", "bf16"; NULL for a value outside the enum. */
+const char *bgeicl_dtype_name(bgeicl_dtype dtype);
+/* The dtype named `name` ("fp32", "bf16") into *out: 0, or -1 if unknown. */
+int bgeicl_dtype_parse(const char *name, bgeicl_dtype *out);
 
 /* Load-time options. Initialise with bgeicl_options_init, then set fields.
  * New fields are only ever appended. */
@@ -105,7 +120,7 @@ typedef struct bgeicl_model_info {
     const char *architecture;   /* e.g. "BertModel" */
     const char *query_instruction; /* prepended to queries, "" if none */
     const char *isa;            /* kernel set in use: "avx512", "avx2" or "scalar" */
-    const char *dtype;          /* "fp32" */
+    const char *dtype;          /* "fp32" or "bf16" (bgeicl_dtype_name) */
     size_t dim;                 /* embedding dimension */
     size_t max_tokens;          /* max sequence length, special tokens included */
     size_t layers, heads, intermediate, vocab_size;

@@ -22,6 +22,7 @@ struct bgeicl_model {
     engine *eng;
     pthread_mutex_t lock;
     size_t max_batch_tokens;
+    bgeicl_dtype dtype;
 };
 
 static const char *const code_names[] = {"ok",    "io",      "format",   "unsupported",
@@ -36,6 +37,25 @@ const char *bgeicl_code_name(bgeicl_code code)
 }
 
 const char *bgeicl_version(void) { return BGEICL_VERSION; }
+
+static const char *const dtype_names[] = {"fp32", "bf16"};
+
+const char *bgeicl_dtype_name(bgeicl_dtype dtype)
+{
+    if ((unsigned)dtype < sizeof dtype_names / sizeof dtype_names[0])
+        return dtype_names[dtype];
+    return NULL;
+}
+
+int bgeicl_dtype_parse(const char *name, bgeicl_dtype *out)
+{
+    for (unsigned i = 0; name && i < sizeof dtype_names / sizeof dtype_names[0]; i++)
+        if (!strcmp(name, dtype_names[i])) {
+            *out = (bgeicl_dtype)i;
+            return 0;
+        }
+    return -1;
+}
 
 void bgeicl_options_init(bgeicl_options *opts)
 {
@@ -55,14 +75,15 @@ bgeicl_code bgeicl_model_open(const char *dir, const bgeicl_options *opts, bgeic
         bgeicl_options_init(&def);
         opts = &def;
     }
-    if (opts->dtype != BGEICL_DTYPE_FP32)
-        return bg_fail(err, BGEICL_ERR_UNSUPPORTED, "dtype %d is not supported (fp32 only)",
+    if (!bgeicl_dtype_name(opts->dtype))
+        return bg_fail(err, BGEICL_ERR_UNSUPPORTED, "dtype %d is not supported (fp32, bf16)",
                        (int)opts->dtype);
     bgeicl_model *bm = bg_calloc(1, sizeof *bm);
     if (!bm)
         return bg_fail(err, BGEICL_ERR_NOMEM, "out of memory opening %s", dir);
     pthread_mutex_init(&bm->lock, NULL);
     bm->max_batch_tokens = opts->max_batch_tokens ? opts->max_batch_tokens : 16384;
+    bm->dtype = opts->dtype;
     bgeicl_code rc = model_load(dir, &bm->m, err);
     if (rc == BGEICL_OK)
         rc = tok_load(dir, &bm->tok, err);
@@ -71,7 +92,7 @@ bgeicl_code bgeicl_model_open(const char *dir, const bgeicl_options *opts, bgeic
                      "%s: the tokenizer has %zu tokens but config.json vocab_size is %zu", dir,
                      tok_vocab_size(bm->tok), bm->m->cfg.vocab_size);
     if (rc == BGEICL_OK)
-        rc = engine_create(bm->m, opts->threads, kern_detect(), &bm->eng, err);
+        rc = engine_create(bm->m, opts->threads, kern_detect(), opts->dtype, &bm->eng, err);
     if (rc != BGEICL_OK) {
         bgeicl_model_close(bm);
         return rc;
@@ -102,7 +123,7 @@ void bgeicl_model_info_get(const bgeicl_model *bm, bgeicl_model_info *info)
     info->architecture = c->architecture;
     info->query_instruction = c->query_instruction;
     info->isa = engine_kernels(bm->eng)->name;
-    info->dtype = "fp32";
+    info->dtype = bgeicl_dtype_name(bm->dtype);
     info->dim = c->hidden;
     info->max_tokens = c->max_seq_len;
     info->layers = c->layers;

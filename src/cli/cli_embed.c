@@ -25,7 +25,7 @@
 static const char *const usage =
     "bgeicl embed (--model DIR | --server URL[,URL...]) [--query] [--language L]\n"
     "             [--icl | --no-icl] [--icl-examples DIR] [--format jsonl|json] [TEXT... | -]\n"
-    "  local:  [--threads N]\n"
+    "  local:  [--threads N] [--dtype fp32|bf16]\n"
     "  server: [--api-key KEY] [--batch-size N] [--min-batch-size N] [--max-batch-size N]\n"
     "          [--no-adaptive] [--timeout S] [--concurrency N] [--retries N] [--retry-delay S]\n"
     "          [--stats FILE]\n"
@@ -60,6 +60,8 @@ typedef struct embed_opts {
     const char *examples;
     int json; /* 1: one JSON array document instead of lines */
     long threads;
+    bgeicl_dtype dtype;
+    int dtype_given;
     int first_text; /* argv index of the first TEXT, or -1 for stdin */
 } embed_opts;
 
@@ -73,6 +75,9 @@ static int check_opts(const embed_opts *o)
         return cli_usage_error("embed", usage, "%s needs --server", o->cf.first), -1;
     if (o->server && o->threads)
         return cli_usage_error("embed", usage, "--threads needs --model"), -1;
+    if (o->server && o->dtype_given)
+        return cli_usage_error("embed", usage, "--dtype needs --model (a server has its own)"),
+               -1;
     if (o->first_text == 0)
         return cli_usage_error("embed", usage, "no input: give TEXT arguments or - for stdin"), -1;
     return 0;
@@ -179,6 +184,12 @@ static int parse(int argc, char **argv, embed_opts *o)
         } else if ((r = cli_opt_value(argc, argv, &i, "--threads", &v)) != 0) {
             if (r < 0 || cli_parse_int("--threads", v, 1, 1024, &o->threads) < 0)
                 return -1;
+        } else if ((r = cli_opt_value(argc, argv, &i, "--dtype", &v)) != 0) {
+            if (r < 0)
+                return -1;
+            if (bgeicl_dtype_parse(v, &o->dtype) < 0)
+                return cli_usage_error("embed", usage, "--dtype must be fp32 or bf16"), -1;
+            o->dtype_given = 1;
         } else if ((r = cli_opt_value(argc, argv, &i, "--language", &v)) != 0) {
             if (r < 0)
                 return -1;
@@ -462,10 +473,26 @@ static int embed_with_client(const embed_opts *o, cli_source *src)
 
 /* ---- --model: the local engine ----------------------------------------------------------- */
 
+/* cli_open_model with the --dtype option. */
+static bgeicl_model *open_local(const embed_opts *o)
+{
+    bgeicl_options opts;
+    bgeicl_options_init(&opts);
+    opts.threads = (int)o->threads;
+    opts.dtype = o->dtype;
+    bgeicl_model *m = NULL;
+    bgeicl_error err;
+    if (bgeicl_model_open(o->model, &opts, &m, &err) != BGEICL_OK) {
+        fprintf(stderr, "bgeicl embed: cannot load model: %s\n", err.message);
+        return NULL;
+    }
+    return m;
+}
+
 static int embed_local(const embed_opts *o, cli_source *src)
 {
     int rc = CLI_FAIL;
-    bgeicl_model *m = cli_open_model("embed", o->model, (int)o->threads);
+    bgeicl_model *m = open_local(o);
     /* The bank is read only when queries get ICL. */
     icl_settings is = {.k = ICL_DEFAULT_K};
     if (o->query && o->icl)

@@ -7,7 +7,7 @@
 
 #include "cli.h"
 
-static const char *const usage = "bgeicl info --model DIR\n"
+static const char *const usage = "bgeicl info --model DIR [--dtype fp32|bf16]\n"
                                  "  Prints the model's id, architecture, dimensions, limits,\n"
                                  "  pooling, dtype and the kernel ISA in use, as JSON.";
 
@@ -39,6 +39,8 @@ static char *info_json(const bgeicl_model_info *mi)
 int cli_info(int argc, char **argv)
 {
     const char *model = NULL;
+    bgeicl_options opts;
+    bgeicl_options_init(&opts);
     for (int i = 1; i < argc; i++) {
         const char *v;
         int r;
@@ -49,15 +51,23 @@ int cli_info(int argc, char **argv)
             if (r < 0)
                 return CLI_USAGE;
             model = v;
+        } else if ((r = cli_opt_value(argc, argv, &i, "--dtype", &v)) != 0) {
+            if (r < 0)
+                return CLI_USAGE;
+            if (bgeicl_dtype_parse(v, &opts.dtype) < 0)
+                return cli_usage_error("info", usage, "--dtype must be fp32 or bf16");
         } else {
             return cli_usage_error("info", usage, "unexpected argument %s", argv[i]);
         }
     }
     if (!model)
         return cli_usage_error("info", usage, "--model DIR is required");
-    bgeicl_model *m = cli_open_model("info", model, 0);
-    if (!m)
+    bgeicl_model *m = NULL;
+    bgeicl_error err;
+    if (bgeicl_model_open(model, &opts, &m, &err) != BGEICL_OK) {
+        fprintf(stderr, "bgeicl info: cannot load model: %s\n", err.message);
         return CLI_FAIL;
+    }
     bgeicl_model_info mi;
     bgeicl_model_info_get(m, &mi);
     char *s = info_json(&mi);

@@ -13,6 +13,11 @@
  * Sequences are packed back to back (no padding), so with a per-sequence
  * attention every token attends exactly to its own sequence, which is what
  * the reference computes with an all-ones attention mask.
+ *
+ * With dtype BF16 the four GEMMs of a layer use bf16 weights (rounded and
+ * packed at engine_create) and round their input activations to bf16 once
+ * per GEMM into a16; sums, biases, attention, LayerNorm and pooling stay
+ * fp32 (kern.h, gemm_bf16_cols).
  */
 #include "engine.h"
 
@@ -33,12 +38,20 @@ struct engine {
     float *scores;      /* (threads, max_seq_len) softmax scratch */
     size_t *offset;     /* (cap_seqs) first row of each sequence */
     size_t cap_seqs;
-    /* With a table that has gemm_packed: every layer's four weight
-     * matrices packed for it (kern_pack_b), in one 64-byte aligned block.
-     * This copy doubles the weight memory (bge-small: +85 MB) while the
-     * model keeps its unpacked weights; a later change can drop those. */
+    /* dtype FP32 with a table that has gemm_packed: every layer's four
+     * weight matrices packed for it (kern_pack_b), in one 64-byte aligned
+     * block. This copy doubles the weight memory (bge-small: +85 MB) while
+     * the model keeps its unpacked weights; a later change can drop those. */
     float *packed;
     const float *(*packed_w)[4]; /* (layers) qkv, attn_out, ffn_in, ffn_out */
+    /* dtype BF16: the same four matrices rounded to bf16 and packed for
+     * gemm_bf16_cols (kern_pack_b_bf16), half the bytes of `packed`; and
+     * the bf16 copy of the current GEMM's A, (cap_tokens, a16_ld), made
+     * once per GEMM and shared by the threads. */
+    uint16_t *packed16;
+    const uint16_t *(*packed16_w)[4]; /* (layers) as packed_w */
+    uint16_t *a16;
+    size_t a16_ld; /* kern_bf16_k2(max(hidden, intermediate)) */
 };
 
 /* Packs each layer's weights for e->k->gemm_packed. */
@@ -67,8 +80,42 @@ static int pack_weights(engine *e)
     return 1;
 }
 
-bgeicl_code engine_create(const model *m, int threads, kern_isa isa, engine **out, bg_err *err)
+/* Rounds each layer's weights to bf16 and packs them for
+ * e->k->gemm_bf16_cols. */
+static int pack_weights_bf16(engine *e)
 {
+    const model_config *c = &e->m->cfg;
+    size_t H = c->hidden, I = c->intermediate;
+    const size_t rows[4] = {3 * H, H, I, H}, cols[4] = {H, H, H, I};
+    size_t per_layer = 0;
+    for (int i = 0; i < 4; i++)
+        per_layer += kern_packed_bf16_elems(rows[i], cols[i]);
+    e->packed16_w = bg_malloc((c->layers ? c->layers : 1) * sizeof *e->packed16_w);
+    e->packed16 = bg_malloc_aligned((c->layers ? c->layers : 1) * per_layer * sizeof(uint16_t));
+    if (!e->packed16_w || !e->packed16)
+        return 0;
+    uint16_t *dst = e->packed16;
+    for (size_t l = 0; l < c->layers; l++) {
+        const layer_weights *L = &e->m->w.layer[l];
+        const float *src[4] = {L->qkv_w, L->attn_out_w, L->ffn_in_w, L->ffn_out_w};
+        for (int i = 0; i < 4; i++) {
+            kern_pack_b_bf16(src[i], rows[i], cols[i], dst);
+            e->packed16_w[l][i] = dst;
+            /* Each size is a multiple of 16 elements (KERN_NR * an even
+             * K), so every matrix starts 32-byte aligned. */
+            dst += kern_packed_bf16_elems(rows[i], cols[i]);
+        }
+    }
+    e->a16_ld = kern_bf16_k2(H > I ? H : I);
+    return 1;
+}
+
+bgeicl_code engine_create(const model *m, int threads, kern_isa isa, bgeicl_dtype dtype,
+                          engine **out, bg_err *err)
+{
+    if (dtype != BGEICL_DTYPE_FP32 && dtype != BGEICL_DTYPE_BF16)
+        return bg_fail(err, BGEICL_ERR_UNSUPPORTED, "dtype %d is not supported (fp32, bf16)",
+                       (int)dtype);
     engine *e = bg_calloc(1, sizeof *e);
     if (!e)
         goto nomem;
@@ -80,8 +127,12 @@ bgeicl_code engine_create(const model *m, int threads, kern_isa isa, engine **ou
     e->scores = bg_malloc_aligned((size_t)pool_size(e->pool) * m->cfg.max_seq_len * sizeof(float));
     if (!e->scores)
         goto nomem;
-    if (e->k->gemm_packed && !pack_weights(e))
+    if (dtype == BGEICL_DTYPE_BF16) {
+        if (!pack_weights_bf16(e))
+            goto nomem;
+    } else if (e->k->gemm_packed && !pack_weights(e)) {
         goto nomem;
+    }
     *out = e;
     return BGEICL_OK;
 nomem:
@@ -102,6 +153,9 @@ void engine_free(engine *e)
     bg_free(e->offset);
     bg_free_aligned(e->packed);
     bg_free(e->packed_w);
+    bg_free_aligned(e->packed16);
+    bg_free(e->packed16_w);
+    bg_free_aligned(e->a16);
     bg_free(e);
 }
 
@@ -118,18 +172,22 @@ static bgeicl_code reserve(engine *e, size_t T, size_t n, bg_err *err)
         float *qkv = bg_malloc_aligned(T * 3 * c->hidden * sizeof(float));
         float *ctx = bg_malloc_aligned(T * c->hidden * sizeof(float));
         float *inter = bg_malloc_aligned(T * c->intermediate * sizeof(float));
-        if (!x || !qkv || !ctx || !inter) {
+        /* bf16 only: (T, a16_ld); a16_ld is 0 otherwise, hence the + 1. */
+        uint16_t *a16 = bg_malloc_aligned((T * e->a16_ld + 1) * sizeof(uint16_t));
+        if (!x || !qkv || !ctx || !inter || !a16) {
             bg_free_aligned(x);
             bg_free_aligned(qkv);
             bg_free_aligned(ctx);
             bg_free_aligned(inter);
+            bg_free_aligned(a16);
             return bg_fail(err, BGEICL_ERR_NOMEM, "out of memory for a batch of %zu tokens", T);
         }
         bg_free_aligned(e->x);
         bg_free_aligned(e->qkv);
         bg_free_aligned(e->ctx);
         bg_free_aligned(e->inter);
-        e->x = x, e->qkv = qkv, e->ctx = ctx, e->inter = inter;
+        bg_free_aligned(e->a16);
+        e->x = x, e->qkv = qkv, e->ctx = ctx, e->inter = inter, e->a16 = a16;
         e->cap_tokens = T;
     }
     if (n > e->cap_seqs) {
@@ -148,50 +206,97 @@ static bgeicl_code reserve(engine *e, size_t T, size_t n, bg_err *err)
 /* C = A B^T + bias over T rows, split into tiles across the pool. Large
  * batches split rows (each tile streams all of B once); a short batch
  * splits B's rows instead so that one query still uses every core. With
- * packed weights (Bp) the table's gemm_packed runs, else gemm_bt on B. */
+ * packed weights (Bp) the table's gemm_packed runs, with bf16 ones (Bp16)
+ * gemm_bf16_cols on A16, else gemm_bt on B. */
 typedef struct gemm_job {
     const kern_ops *k;
     size_t M, N, K;
     const float *A, *B, *Bp, *bias;
+    const uint16_t *A16, *Bp16; /* A16: (M, lda16) bf16 copy of A */
+    size_t lda16;
     float *C;
     size_t tile;          /* rows per tile (split M) or columns (split N) */
     int split_n;
     int gelu;             /* apply GELU to each finished tile */
 } gemm_job;
 
+/* Rows [r0, r0 + rows), all N columns. */
+static void gemm_rows(const gemm_job *j, size_t r0, size_t rows)
+{
+    float *C = j->C + r0 * j->N;
+    if (j->Bp16)
+        j->k->gemm_bf16_cols(rows, 0, j->N, j->K, j->A16 + r0 * j->lda16, j->lda16, j->Bp16,
+                             j->bias, C, j->N);
+    else if (j->Bp)
+        j->k->gemm_packed(rows, j->N, j->K, j->A + r0 * j->K, j->K, j->Bp, j->bias, C, j->N);
+    else
+        j->k->gemm_bt(rows, j->N, j->K, j->A + r0 * j->K, j->K, j->B, j->K, j->bias, C, j->N);
+    if (j->gelu)
+        j->k->gelu(C, rows * j->N);
+}
+
+/* Columns [c0, c0 + cols), all M rows; c0 is a multiple of KERN_NR. */
+static void gemm_cols(const gemm_job *j, size_t c0, size_t cols)
+{
+    float *C = j->C + c0;
+    if (j->Bp16)
+        j->k->gemm_bf16_cols(j->M, c0, cols, j->K, j->A16, j->lda16, j->Bp16, j->bias, j->C,
+                             j->N);
+    else if (j->Bp)
+        j->k->gemm_packed_cols(j->M, c0, cols, j->K, j->A, j->K, j->Bp, j->bias, j->C, j->N);
+    else
+        j->k->gemm_bt(j->M, cols, j->K, j->A, j->K, j->B + c0 * j->K, j->K,
+                      j->bias ? j->bias + c0 : NULL, C, j->N);
+    if (j->gelu)
+        for (size_t r = 0; r < j->M; r++)
+            j->k->gelu(C + r * j->N, cols);
+}
+
 static void gemm_task(void *arg, size_t t, int worker)
 {
     (void)worker;
     const gemm_job *j = arg;
-    if (!j->split_n) {
-        size_t r0 = t * j->tile, rows = j->M - r0 < j->tile ? j->M - r0 : j->tile;
-        float *C = j->C + r0 * j->N;
-        if (j->Bp)
-            j->k->gemm_packed(rows, j->N, j->K, j->A + r0 * j->K, j->K, j->Bp, j->bias, C, j->N);
-        else
-            j->k->gemm_bt(rows, j->N, j->K, j->A + r0 * j->K, j->K, j->B, j->K, j->bias, C,
-                          j->N);
-        if (j->gelu)
-            j->k->gelu(C, rows * j->N);
-    } else {
-        size_t c0 = t * j->tile, cols = j->N - c0 < j->tile ? j->N - c0 : j->tile;
-        float *C = j->C + c0;
-        if (j->Bp) /* c0 is a multiple of KERN_NR */
-            j->k->gemm_packed_cols(j->M, c0, cols, j->K, j->A, j->K, j->Bp, j->bias, j->C, j->N);
-        else
-            j->k->gemm_bt(j->M, cols, j->K, j->A, j->K, j->B + c0 * j->K, j->K,
-                          j->bias ? j->bias + c0 : NULL, C, j->N);
-        if (j->gelu)
-            for (size_t r = 0; r < j->M; r++)
-                j->k->gelu(C + r * j->N, cols);
-    }
+    size_t n = j->split_n ? j->N : j->M, at = t * j->tile;
+    size_t len = n - at < j->tile ? n - at : j->tile;
+    if (j->split_n)
+        gemm_cols(j, at, len);
+    else
+        gemm_rows(j, at, len);
 }
 
-static void par_gemm(engine *e, size_t M, size_t N, size_t K, const float *A, const float *B,
-                     const float *Bp, const float *bias, float *C, int gelu)
+/* Rounds rows of A to bf16 into the job's A16, `tile` rows per task. */
+typedef struct bf16_job {
+    const kern_ops *k;
+    const float *A;
+    uint16_t *A16;
+    size_t M, K, lda16, tile;
+} bf16_job;
+
+static void bf16_task(void *arg, size_t t, int worker)
+{
+    (void)worker;
+    const bf16_job *j = arg;
+    size_t r0 = t * j->tile, rows = j->M - r0 < j->tile ? j->M - r0 : j->tile;
+    j->k->bf16_rows(j->A + r0 * j->K, rows, j->K, j->K, j->A16 + r0 * j->lda16, j->lda16);
+}
+
+/* W is layer matrix `w` (0 qkv, 1 attn_out, 2 ffn_in, 3 ffn_out): B in
+ * PyTorch layout, and its packed form for the engine's dtype. */
+static void par_gemm(engine *e, size_t l, int w, size_t M, size_t N, size_t K, const float *A,
+                     const float *B, const float *bias, float *C, int gelu)
 {
     size_t nt = (size_t)pool_size(e->pool);
-    gemm_job j = {e->k, M, N, K, A, B, Bp, bias, C, 0, 0, gelu};
+    gemm_job j = {.k = e->k, .M = M, .N = N, .K = K, .A = A, .B = B, .bias = bias, .C = C,
+                  .gelu = gelu};
+    if (e->packed16_w) {
+        /* A is rounded once per GEMM, not once per tile: with split N
+         * every task reads all of it. */
+        bf16_job bj = {e->k, A, e->a16, M, K, e->a16_ld, (M + 2 * nt - 1) / (2 * nt)};
+        pool_run(e->pool, (M + bj.tile - 1) / bj.tile, bf16_task, &bj);
+        j.A16 = e->a16, j.lda16 = e->a16_ld, j.Bp16 = e->packed16_w[l][w];
+    } else if (e->packed_w) {
+        j.Bp = e->packed_w[l][w];
+    }
     size_t tasks;
     if (M >= 16 * nt) {
         /* ~4 tiles per thread balances uneven progress without making
@@ -200,7 +305,7 @@ static void par_gemm(engine *e, size_t M, size_t N, size_t K, const float *A, co
         tasks = (M + j.tile - 1) / j.tile;
     } else {
         j.split_n = 1;
-        /* Multiples of KERN_NR, as gemm_packed_cols needs. */
+        /* Multiples of KERN_NR, as the packed GEMMs need. */
         j.tile = ((N + nt - 1) / nt + KERN_NR - 1) / KERN_NR * KERN_NR;
         tasks = (N + j.tile - 1) / j.tile;
     }
@@ -334,17 +439,14 @@ bgeicl_code engine_forward(engine *e, const int32_t *const *ids, const size_t *l
 
     for (size_t l = 0; l < c->layers; l++) {
         const layer_weights *L = &w->layer[l];
-        const float *P[4] = {NULL, NULL, NULL, NULL};
-        if (e->packed_w)
-            memcpy(P, e->packed_w[l], sizeof P);
-        par_gemm(e, T, 3 * H, H, e->x, L->qkv_w, P[0], L->qkv_b, e->qkv, 0);
+        par_gemm(e, l, 0, T, 3 * H, H, e->x, L->qkv_w, L->qkv_b, e->qkv, 0);
         attn_job aj = {e, lens};
         pool_run(e->pool, n * c->heads, attn_task, &aj);
         /* ctx Wo^T + bo lands in qkv's first T*H floats, free by now. */
-        par_gemm(e, T, H, H, e->ctx, L->attn_out_w, P[1], L->attn_out_b, e->qkv, 0);
+        par_gemm(e, l, 1, T, H, H, e->ctx, L->attn_out_w, L->attn_out_b, e->qkv, 0);
         par_add_layernorm(e, T, e->qkv, L->ln1_g, L->ln1_b);
-        par_gemm(e, T, I, H, e->x, L->ffn_in_w, P[2], L->ffn_in_b, e->inter, 1);
-        par_gemm(e, T, H, I, e->inter, L->ffn_out_w, P[3], L->ffn_out_b, e->ctx, 0);
+        par_gemm(e, l, 2, T, I, H, e->x, L->ffn_in_w, L->ffn_in_b, e->inter, 1);
+        par_gemm(e, l, 3, T, H, I, e->inter, L->ffn_out_w, L->ffn_out_b, e->ctx, 0);
         par_add_layernorm(e, T, e->ctx, L->ln2_g, L->ln2_b);
     }
     pool_rows(e, lens, n, normalize, out);

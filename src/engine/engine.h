@@ -18,8 +18,12 @@
 
 typedef struct engine engine;
 
-/* The engine borrows `m`, which must outlive it. threads <= 0: all cores. */
-bgeicl_code engine_create(const model *m, int threads, kern_isa isa, engine **out, bg_err *err);
+/* The engine borrows `m`, which must outlive it. threads <= 0: all cores.
+ * dtype: the linear layers' weights are packed for the table's
+ * gemm_packed (FP32) or converted to bf16 and packed for gemm_bf16_cols
+ * (BF16); anything else fails as UNSUPPORTED. */
+bgeicl_code engine_create(const model *m, int threads, kern_isa isa, bgeicl_dtype dtype,
+                          engine **out, bg_err *err);
 void engine_free(engine *e);
 int engine_threads(const engine *e);
 const kern_ops *engine_kernels(const engine *e);

@@ -16,6 +16,7 @@
 #define KERN_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 typedef enum kern_isa { KERN_SCALAR = 0, KERN_AVX2 = 1, KERN_AVX512 = 2 } kern_isa;
 
@@ -56,6 +57,25 @@ typedef struct kern_ops {
      *   scores: scratch of L floats. */
     void (*attention_head)(size_t L, size_t d, const float *q, const float *k, const float *v,
                            size_t ld, float *out, size_t ldo, float scale, float *scores);
+
+    /* The bf16-weight GEMM, in every table: C[M, n0:n0+cols] = A[M,K] *
+     * B[n0:n0+cols, K]^T + bias, with A and B in bf16 and fp32 sums.
+     * A: M rows of kern_bf16_k2(K) bf16, stride lda (elements), made by
+     * kern_bf16_rows (a zero pads an odd K); Bp: kern_pack_b_bf16(B, N, K);
+     * n0 a multiple of KERN_NR; bias and C as for gemm_packed_cols. Each
+     * k pair is summed as c += a[2p+1] b[2p+1], then c += a[2p] b[2p], the
+     * order of vdpbf16ps; the products are exact in fp32, so the scalar,
+     * AVX2 and AVX-512F tables agree to the bit. Single-threaded. */
+    void (*gemm_bf16_cols)(size_t M, size_t n0, size_t cols, size_t K, const uint16_t *A,
+                           size_t lda, const uint16_t *Bp, const float *bias, float *C,
+                           size_t ldc);
+    /* 1 when gemm_bf16_cols uses the AVX512_BF16 dot product (vdpbf16ps);
+     * it then differs from the others only where inputs or partial sums
+     * are subnormal, which that instruction flushes to zero. */
+    int bf16_native;
+    /* kern_bf16_rows with this table's vectors; bit-identical to it. */
+    void (*bf16_rows)(const float *x, size_t rows, size_t K, size_t ldx, uint16_t *dst,
+                      size_t ldd);
 } kern_ops;
 
 /* Packed B for gemm_packed: panels of KERN_NR rows of B (output columns);
@@ -66,8 +86,30 @@ typedef struct kern_ops {
 size_t kern_packed_floats(size_t N, size_t K);
 void kern_pack_b(const float *B, size_t N, size_t K, float *dst);
 
+/* bf16 ("brain float"): the top 16 bits of an fp32. kern_f32_to_bf16
+ * rounds to nearest even; NaN stays NaN (quieted), infinities and
+ * subnormals round like any other value. Widening is exact. */
+uint16_t kern_f32_to_bf16(float x);
+float kern_bf16_to_f32(uint16_t h);
+/* K rounded up to even: bf16 operands go by k pairs. */
+static inline size_t kern_bf16_k2(size_t K) { return (K + 1) & ~(size_t)1; }
+/* rows x K fp32 (stride ldx floats) -> rows x kern_bf16_k2(K) bf16
+ * (stride ldd elements), a zero after an odd K. */
+void kern_bf16_rows(const float *x, size_t rows, size_t K, size_t ldx, uint16_t *dst, size_t ldd);
+
+/* Packed bf16 B for gemm_bf16_cols: panels of KERN_NR rows of B (output
+ * columns); panel p holds kern_bf16_k2(K) / 2 k pairs, [K2/2][NR][2] bf16:
+ * element (q, j, e) is B[p*NR + j][2q + e], zero past N and past K. One
+ * k pair of a panel is 64 bytes, one zmm: vdpbf16ps's operand layout.
+ * kern_packed_bf16_elems() is its size in bf16 elements. */
+size_t kern_packed_bf16_elems(size_t N, size_t K);
+void kern_pack_b_bf16(const float *B, size_t N, size_t K, uint16_t *dst);
+
 /* Detects the CPU's ISA. BGEICL_ISA=scalar|avx2|avx512 caps the choice
- * (for tests of every path); a request above what the CPU has is lowered. */
+ * (for tests of every path); a request above what the CPU has is lowered.
+ * AVX512_BF16 is detected separately (CPUID leaf 7 subleaf 1, EAX bit 5)
+ * and used by the AVX-512 table's gemm_bf16_cols where present, unless
+ * BGEICL_ISA=avx512f, which keeps AVX-512 but widens bf16 to fp32. */
 kern_isa kern_detect(void);
 /* The table of `isa`, lowered to what the CPU can run. */
 const kern_ops *kern_select(kern_isa isa);

@@ -401,6 +401,8 @@ const kern_ops kern_avx2_ops = {.isa = KERN_AVX2,
                                 .gemm_packed_cols = kern_avx2_gemm_packed_cols,
                                 .gelu = avx2_gelu,
                                 .add_layernorm = avx2_add_layernorm,
-                                .attention_head = avx2_attention_head};
+                                .attention_head = avx2_attention_head,
+                                .gemm_bf16_cols = kern_avx2_gemm_bf16_cols,
+                                .bf16_rows = kern_bf16_rows};
 
 #endif

@@ -407,13 +407,22 @@ Z_FN void kern_avx512_erf_n(const float *x, float *y, size_t n)
     }
 }
 
-const kern_ops kern_avx512_ops = {.isa = KERN_AVX512,
-                                  .name = "avx512",
-                                  .gemm_bt = kern_ref_gemm_bt,
-                                  .gemm_packed = kern_avx512_gemm_packed,
-                                  .gemm_packed_cols = kern_avx512_gemm_packed_cols,
-                                  .gelu = z_gelu,
-                                  .add_layernorm = z_add_layernorm,
-                                  .attention_head = z_attention_head};
+/* Two AVX-512 tables that differ only in the bf16 GEMM: kern_select()
+ * hands out the second where the CPU has AVX512_BF16. */
+#define Z_OPS(bf16_fn, native)                                                              \
+    {.isa = KERN_AVX512,                                                                    \
+     .name = "avx512",                                                                      \
+     .gemm_bt = kern_ref_gemm_bt,                                                           \
+     .gemm_packed = kern_avx512_gemm_packed,                                                \
+     .gemm_packed_cols = kern_avx512_gemm_packed_cols,                                      \
+     .gelu = z_gelu,                                                                        \
+     .add_layernorm = z_add_layernorm,                                                      \
+     .attention_head = z_attention_head,                                                    \
+     .gemm_bf16_cols = bf16_fn,                                                             \
+     .bf16_native = native,                                                                 \
+     .bf16_rows = kern_avx512_bf16_rows}
+
+const kern_ops kern_avx512_ops = Z_OPS(kern_avx512_gemm_bf16_cols, 0);
+const kern_ops kern_avx512bf16_ops = Z_OPS(kern_avx512bf16_gemm_bf16_cols, 1);
 
 #endif

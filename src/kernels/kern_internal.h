@@ -27,12 +27,20 @@ void kern_ref_add_layernorm(float *x, const float *r, size_t rows, size_t n, con
                             const float *b, float eps);
 void kern_ref_attention_head(size_t L, size_t d, const float *q, const float *k, const float *v,
                              size_t ld, float *out, size_t ldo, float scale, float *scores);
+/* The bf16 GEMM by widening to fp32, in plain C (kern_bf16.c). */
+void kern_ref_gemm_bf16_cols(size_t M, size_t n0, size_t cols, size_t K, const uint16_t *A,
+                             size_t lda, const uint16_t *Bp, const float *bias, float *C,
+                             size_t ldc);
 
 /* ---- ISA tables ------------------------------------------------------------ */
 
 #if KERN_X86
 extern const kern_ops kern_avx2_ops;   /* kern_avx2.c */
 extern const kern_ops kern_avx512_ops; /* kern_avx512.c */
+/* The same with the AVX512_BF16 gemm_bf16_cols (kern_avx512.c). */
+extern const kern_ops kern_avx512bf16_ops;
+/* 1 where the CPU has AVX512_BF16 (kern_ref.c), whatever BGEICL_ISA says. */
+int kern_has_avx512bf16(void);
 
 /* y[i] = exp(x[i]) and y[i] = erf(x[i]) with the vector code the kernels
  * use, for the accuracy tests. Call only where the ISA is supported. */
@@ -47,6 +55,22 @@ void kern_avx512_gemm_packed(size_t M, size_t N, size_t K, const float *A, size_
 void kern_avx512_gemm_packed_cols(size_t M, size_t n0, size_t cols, size_t K, const float *A,
                                   size_t lda, const float *Bp, const float *bias, float *C,
                                   size_t ldc);
+
+/* The bf16 GEMMs (kern_bf16.c): widening to fp32 with FMA (AVX2,
+ * AVX-512F) and vdpbf16ps (AVX512_BF16; call only where it exists). */
+void kern_avx2_gemm_bf16_cols(size_t M, size_t n0, size_t cols, size_t K, const uint16_t *A,
+                              size_t lda, const uint16_t *Bp, const float *bias, float *C,
+                              size_t ldc);
+void kern_avx512_gemm_bf16_cols(size_t M, size_t n0, size_t cols, size_t K, const uint16_t *A,
+                                size_t lda, const uint16_t *Bp, const float *bias, float *C,
+                                size_t ldc);
+void kern_avx512bf16_gemm_bf16_cols(size_t M, size_t n0, size_t cols, size_t K,
+                                    const uint16_t *A, size_t lda, const uint16_t *Bp,
+                                    const float *bias, float *C, size_t ldc);
+
+/* kern_bf16_rows in AVX-512F (kern_bf16.c). */
+void kern_avx512_bf16_rows(const float *x, size_t rows, size_t K, size_t ldx, uint16_t *dst,
+                           size_t ldd);
 
 void kern_avx2_exp_n(const float *x, float *y, size_t n);
 void kern_avx2_erf_n(const float *x, float *y, size_t n);

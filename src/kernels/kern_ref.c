@@ -13,6 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if KERN_X86
+#include <cpuid.h>
+#endif
+
 /* ---- reference kernels ----------------------------------------------------- */
 
 void kern_ref_gemm_bt(size_t M, size_t N, size_t K, const float *A, size_t lda, const float *B,
@@ -104,7 +108,9 @@ static const kern_ops ref_ops = {.isa = KERN_SCALAR,
                                  .gemm_bt = kern_ref_gemm_bt,
                                  .gelu = kern_ref_gelu,
                                  .add_layernorm = kern_ref_add_layernorm,
-                                 .attention_head = kern_ref_attention_head};
+                                 .attention_head = kern_ref_attention_head,
+                                 .gemm_bf16_cols = kern_ref_gemm_bf16_cols,
+                                 .bf16_rows = kern_bf16_rows};
 
 #if KERN_X86
 static const kern_ops *const tables[] = {&ref_ops, &kern_avx2_ops, &kern_avx512_ops};
@@ -143,12 +149,28 @@ kern_isa kern_detect(void)
             want = KERN_SCALAR;
         else if (!strcmp(cap, "avx2"))
             want = KERN_AVX2;
-        else if (!strcmp(cap, "avx512"))
+        else if (!strcmp(cap, "avx512") || !strcmp(cap, "avx512f"))
             want = KERN_AVX512;
         if (want < best)
             best = want;
     }
     return best;
+}
+
+int kern_has_avx512bf16(void)
+{
+#if KERN_X86
+    /* CPUID leaf 7, subleaf 1, EAX bit 5; older compilers' cpu_supports
+     * does not know the name. The OS must save the zmm state, which the
+     * AVX-512F check of hw_isa() already covers. */
+    unsigned a, b, c, d;
+    if (hw_isa() != KERN_AVX512 || __get_cpuid_max(0, NULL) < 7)
+        return 0;
+    __cpuid_count(7, 1, a, b, c, d);
+    return (int)((a >> 5) & 1u);
+#else
+    return 0;
+#endif
 }
 
 const kern_ops *kern_select(kern_isa isa)
@@ -159,5 +181,13 @@ const kern_ops *kern_select(kern_isa isa)
     /* A table the CPU cannot run would die of SIGILL in the forward pass;
      * lowering the request is the safer failure. */
     kern_isa hw = hw_isa();
-    return tables[isa > hw ? hw : isa];
+    isa = isa > hw ? hw : isa;
+#if KERN_X86
+    /* BGEICL_ISA=avx512f: AVX-512 without the bf16 dot product, so that
+     * the widening path can be run on a CPU that has both. */
+    const char *cap = getenv("BGEICL_ISA");
+    if (isa == KERN_AVX512 && kern_has_avx512bf16() && !(cap && !strcmp(cap, "avx512f")))
+        return &kern_avx512bf16_ops;
+#endif
+    return tables[isa];
 }

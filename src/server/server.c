@@ -96,6 +96,8 @@ static int load_model(srv *s)
     bgeicl_options_init(&opts);
     opts.threads = c->threads;
     opts.max_batch_tokens = c->max_batch_tokens;
+    /* cli_serve validated the name; an unknown one keeps fp32. */
+    bgeicl_dtype_parse(c->dtype, &opts.dtype);
     bgeicl_error err;
     double t0 = bg_now_ms();
     if (bgeicl_model_open(c->model_dir, &opts, &s->model, &err) != BGEICL_OK) {

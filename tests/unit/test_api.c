@@ -207,9 +207,81 @@ TEST(open_survives_allocation_failure)
     }
 }
 
+/* ---- dtypes ------------------------------------------------------------------ */
+
+TEST(dtype_names)
+{
+    bgeicl_dtype d = BGEICL_DTYPE_FP32;
+    CHECK(strcmp(bgeicl_dtype_name(BGEICL_DTYPE_FP32), "fp32") == 0);
+    CHECK(strcmp(bgeicl_dtype_name(BGEICL_DTYPE_BF16), "bf16") == 0);
+    CHECK(bgeicl_dtype_name((bgeicl_dtype)7) == NULL);
+    CHECK_EQ_INT(bgeicl_dtype_parse("bf16", &d), 0);
+    CHECK_EQ_INT(d, BGEICL_DTYPE_BF16);
+    CHECK_EQ_INT(bgeicl_dtype_parse("fp32", &d), 0);
+    CHECK_EQ_INT(d, BGEICL_DTYPE_FP32);
+    CHECK_EQ_INT(bgeicl_dtype_parse("int4", &d), -1);
+    CHECK_EQ_INT(bgeicl_dtype_parse("", &d), -1);
+    CHECK_EQ_INT(bgeicl_dtype_parse(NULL, &d), -1);
+    CHECK_EQ_INT(d, BGEICL_DTYPE_FP32); /* untouched on failure */
+}
+
+/* bf16 weights: reported, close to fp32 (the Python parity test checks
+ * every text of the corpus), and every allocation of the bf16 path (the
+ * packed weights at open, the bf16 activations per pass) fails cleanly. */
+TEST(bf16_model)
+{
+    const char *texts[] = {"def add(a, b): return a + b", "int main(void) { return 0; }",
+                           "a longer sentence about retrieval of source code by meaning"};
+    float ref[3 * 384], out[3 * 384];
+    bgeicl_options o;
+    bgeicl_options_init(&o);
+    o.dtype = BGEICL_DTYPE_BF16;
+    bgeicl_model *m = NULL;
+    bgeicl_error err;
+    if (bgeicl_model_open(harness_model_dir(), &o, &m, &err) != BGEICL_OK) {
+        fprintf(stderr, "bf16 open: %s\n", err.message);
+        harness_failures_in_test++;
+        return;
+    }
+    bgeicl_model_info mi;
+    bgeicl_model_info_get(m, &mi);
+    CHECK(strcmp(mi.dtype, "bf16") == 0);
+    CHECK_EQ_INT(bgeicl_embed(model, texts, NULL, 3, 0, ref, NULL, NULL), BGEICL_OK);
+    CHECK_EQ_INT(bgeicl_embed(m, texts, NULL, 3, 0, out, NULL, NULL), BGEICL_OK);
+    for (int r = 0; r < 3; r++) {
+        float c = dot(ref + r * 384, out + r * 384, 384);
+        CHECK(c >= 0.999f && c < 0.9999999f); /* close, and really bf16 */
+    }
+    int ok = 0;
+    for (long n = 0; n < 200 && !ok; n++) {
+        bg_fail_after(n);
+        bgeicl_code rc = bgeicl_embed(m, texts, NULL, 3, 0, ref, NULL, &err);
+        bg_fail_after(-1);
+        CHECK(rc == BGEICL_OK || rc == BGEICL_ERR_NOMEM);
+        ok = rc == BGEICL_OK;
+    }
+    CHECK(ok && !memcmp(ref, out, sizeof out)); /* and the same vectors after */
+    bgeicl_model_close(m);
+    /* The engine's allocations come last in an open. */
+    unsigned long before = bg_alloc_count();
+    CHECK_EQ_INT(bgeicl_model_open(harness_minilm_dir(), &o, &m, NULL), BGEICL_OK);
+    bgeicl_model_close(m);
+    long total = (long)(bg_alloc_count() - before);
+    for (long n = total > 12 ? total - 12 : 0; n <= total; n++) {
+        m = NULL;
+        bg_fail_after(n);
+        bgeicl_code rc = bgeicl_model_open(harness_minilm_dir(), &o, &m, &err);
+        bg_fail_after(-1);
+        CHECK(rc == BGEICL_OK || rc == BGEICL_ERR_NOMEM);
+        CHECK((rc == BGEICL_OK) == (m != NULL));
+        bgeicl_model_close(m);
+    }
+}
+
 int main(void)
 {
     RUN(open_errors);
+    RUN(dtype_names);
     if (harness_have_model(harness_model_dir()) && harness_have_model(harness_minilm_dir())) {
         bgeicl_error err;
         if (bgeicl_model_open(harness_model_dir(), NULL, &model, &err) != BGEICL_OK) {
@@ -224,6 +296,7 @@ int main(void)
         RUN(concurrent_embeds);
         RUN(embed_survives_allocation_failure);
         RUN(open_survives_allocation_failure);
+        RUN(bf16_model);
         bgeicl_model_close(model);
     } else if (harness_failures_in_test) {
         harness_failed++;

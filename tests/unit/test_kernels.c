@@ -15,6 +15,13 @@
  *   layernorm   |got - ref| <= 1e-5 * max(1, |ref|).
  *   gemm_packed |got - exact| <= 1e-5 * (sum_k |a||b| + |bias|) per
  *               element, against a double evaluation.
+ *   gemm_bf16   the same bound against a double evaluation on the
+ *               bf16-rounded operands; and bit-identical to the scalar
+ *               reference for every widening kernel (kern.h says why),
+ *               within the bound for vdpbf16ps (it flushes subnormals).
+ *   bf16        conversion exactly round-to-nearest-even, checked against
+ *               an independent rounding in double and on hand-picked ties,
+ *               NaNs, infinities and subnormals.
  * The largest error seen per kernel and ISA is printed at the end.
  */
 #include <float.h>
@@ -37,6 +44,7 @@ static kern_isa hw_isa; /* the CPU's best, without the BGEICL_ISA cap */
 /* Largest errors seen, per ISA, for the summary. */
 static double worst_attn[3], worst_attn_exact[3], worst_gelu[3], worst_gelu_exact[3];
 static double worst_ln[3], worst_erf[3], worst_exp_ulp[3], worst_gemm[3];
+static double worst_bf16[4]; /* per bf16 GEMM implementation (bf16_impls) */
 
 /* ---- helpers ------------------------------------------------------------- */
 
@@ -129,7 +137,21 @@ TEST(tables)
         /* Packed GEMM in every vector table, never in the reference. */
         CHECK((k->gemm_packed != NULL) == (i != KERN_SCALAR));
         CHECK((k->gemm_packed_cols != NULL) == (i != KERN_SCALAR));
+        CHECK(k->gemm_bf16_cols != NULL); /* every table, the reference too */
+        CHECK(k->bf16_rows != NULL);
+        CHECK(k->bf16_native == (i == KERN_AVX512 && kern_has_avx512bf16()));
     }
+    CHECK(table(KERN_SCALAR)->gemm_bf16_cols == kern_ref_gemm_bf16_cols);
+#if KERN_X86
+    if (hw_isa == KERN_AVX512) {
+        /* BGEICL_ISA=avx512f keeps AVX-512 but not the bf16 dot product. */
+        setenv("BGEICL_ISA", "avx512f", 1);
+        CHECK_EQ_INT(kern_detect(), KERN_AVX512);
+        CHECK(kern_select(KERN_AVX512)->gemm_bf16_cols == kern_avx512_gemm_bf16_cols);
+        CHECK(!kern_select(KERN_AVX512)->bf16_native);
+        unsetenv("BGEICL_ISA");
+    }
+#endif
     CHECK(table(KERN_SCALAR)->gelu == kern_ref_gelu);
     CHECK(table(KERN_SCALAR)->attention_head == kern_ref_attention_head);
 }
@@ -701,6 +723,337 @@ TEST(gemm_packed_strides)
     free(A), free(Ad), free(B), free(bias), free(Bp), free(C), free(ex), free(sc);
 }
 
+/* ---- bf16 ----------------------------------------------------------------------------------- */
+
+static uint32_t f2u(float x)
+{
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    return u;
+}
+
+static float u2f(uint32_t u)
+{
+    float x;
+    memcpy(&x, &u, 4);
+    return x;
+}
+
+/* Round to nearest even by comparing distances in double: independent of
+ * the bit trick in kern_f32_to_bf16. Finite x only. */
+static uint16_t bf16_by_distance(float x)
+{
+    uint32_t lo = f2u(x) & 0xFFFF0000u;
+    uint32_t hi = lo + 0x10000u; /* away from zero; may be infinity */
+    double dl = fabs((double)x - u2f(lo)), dh = fabs((double)u2f(hi) - x);
+    if ((lo & 0x7FFFFFFFu) == 0x7F7F0000u) /* above: 2^128, not infinity */
+        dh = fabs(ldexp(1.0, 128) * (x < 0 ? -1 : 1) - x);
+    if (dl < dh || (dl == dh && !((lo >> 16) & 1u)))
+        return (uint16_t)(lo >> 16);
+    return (uint16_t)(hi >> 16);
+}
+
+static int is_bf16_nan(uint16_t h) { return (h & 0x7F80u) == 0x7F80u && (h & 0x7Fu); }
+
+TEST(bf16_convert_edges)
+{
+    static const struct {
+        uint32_t in;
+        uint16_t out;
+    } cases[] = {
+        {0x3F800000u, 0x3F80}, /* 1.0 */
+        {0x3F808000u, 0x3F80}, /* tie, even below */
+        {0x3F818000u, 0x3F82}, /* tie, odd below: up */
+        {0x3F808001u, 0x3F81}, /* just past the tie */
+        {0x3F807FFFu, 0x3F80}, /* just short of it */
+        {0xBF808000u, 0xBF80}, /* negative tie */
+        {0xBF818000u, 0xBF82},
+        {0x7F7FFFFFu, 0x7F80}, /* FLT_MAX rounds to infinity */
+        {0x7F7F7FFFu, 0x7F7F}, /* the largest that does not */
+        {0x7F7F8000u, 0x7F80}, /* tie at the top, odd below: infinity */
+        {0x7F800000u, 0x7F80}, /* +inf */
+        {0xFF800000u, 0xFF80}, /* -inf */
+        {0x00000000u, 0x0000},
+        {0x80000000u, 0x8000}, /* -0 keeps its sign */
+        {0x00000001u, 0x0000}, /* the smallest subnormal */
+        {0x00008000u, 0x0000}, /* subnormal tie, even below */
+        {0x00018000u, 0x0002}, /* subnormal tie, odd below */
+        {0x007FFFFFu, 0x0080}, /* the largest subnormal rounds to the smallest normal */
+        {0x80018000u, 0x8002},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        uint16_t got = kern_f32_to_bf16(u2f(cases[i].in));
+        if (got != cases[i].out) {
+            fprintf(stderr, "bf16(0x%08x) = 0x%04x, want 0x%04x\n", (unsigned)cases[i].in,
+                    (unsigned)got, (unsigned)cases[i].out);
+            harness_failures_in_test++;
+        }
+    }
+    /* NaNs stay NaN with their sign, even where rounding would carry the
+     * payload into the exponent or the sign. */
+    static const uint32_t nans[] = {0x7FC00000u, 0x7F800001u, 0x7F80FFFFu, 0x7FFFFFFFu,
+                                    0xFFFFFFFFu, 0xFF800001u};
+    for (size_t i = 0; i < sizeof nans / sizeof nans[0]; i++) {
+        uint16_t h = kern_f32_to_bf16(u2f(nans[i]));
+        CHECK(is_bf16_nan(h));
+        CHECK_EQ_INT(h >> 15, nans[i] >> 31);
+        CHECK(isnan(kern_bf16_to_f32(h)));
+    }
+    /* Widening is exact and converting back is the identity, for every
+     * bf16 that is not a NaN. */
+    int ok = 1;
+    for (uint32_t h = 0; h < 0x10000u; h++) {
+        if (is_bf16_nan((uint16_t)h))
+            continue;
+        float x = kern_bf16_to_f32((uint16_t)h);
+        ok &= f2u(x) == h << 16 && kern_f32_to_bf16(x) == h;
+    }
+    CHECK(ok);
+}
+
+TEST(bf16_convert_random)
+{
+    /* Random bit patterns (every exponent) and random values near 1. */
+    int ok = 1;
+    for (int i = 0; i < 2000000; i++) {
+        float x = i & 1 ? u2f((uint32_t)rnd_u64()) : rnd(-4.0f, 4.0f);
+        if (isnan(x) || isinf(x))
+            continue;
+        uint16_t got = kern_f32_to_bf16(x), want = bf16_by_distance(x);
+        if (got != want && ok) {
+            fprintf(stderr, "bf16(0x%08x) = 0x%04x, want 0x%04x\n", (unsigned)f2u(x),
+                    (unsigned)got, (unsigned)want);
+            ok = 0;
+        }
+    }
+    CHECK(ok);
+}
+
+/* Every table's bf16_rows against kern_bf16_rows, bit for bit: random
+ * bit patterns (NaNs, infinities, subnormals included), every K tail. */
+TEST(bf16_rows_tables)
+{
+    size_t rows = 7, ldx = 70, ldd = 72;
+    float *x = alloc_f(rows * ldx);
+    uint16_t *want = malloc(rows * ldd * sizeof *want), *got = malloc(rows * ldd * sizeof *got);
+    for (size_t i = 0; i < rows * ldx; i++)
+        x[i] = i % 3 ? u2f((uint32_t)rnd_u64()) : rnd(-3.0f, 3.0f);
+    x[5] = u2f(0x7FFFFFFFu), x[6] = u2f(0xFF800001u), x[7] = u2f(0x3F808000u);
+    for (int isa = 0; isa < isa_count(); isa++)
+        for (size_t K = 0; K <= 67; K++) {
+            memset(want, 0xEE, rows * ldd * sizeof *want);
+            memset(got, 0xEE, rows * ldd * sizeof *got);
+            kern_bf16_rows(x, rows, K, ldx, want, ldd);
+            table(isa)->bf16_rows(x, rows, K, ldx, got, ldd);
+            if (memcmp(want, got, rows * ldd * sizeof *got)) {
+                fprintf(stderr, "bf16_rows [%s] K=%zu differs\n", kern_isa_name(isa), K);
+                harness_failures_in_test++;
+            }
+        }
+    free(x), free(want), free(got);
+}
+
+TEST(bf16_rows_and_pack)
+{
+    /* Rows: an odd K gets a zero partner; the row stride is honoured. */
+    float x[2 * 5] = {1.0f, 2.0f, 3.0f, 4.0f, 5.0f, -1.0f, -2.0f, -3.0f, -4.0f, -5.0f};
+    uint16_t d[2 * 8];
+    for (size_t i = 0; i < 16; i++)
+        d[i] = 0xABCD;
+    kern_bf16_rows(x, 2, 3, 5, d, 8); /* K = 3 of each 5-float row */
+    CHECK_EQ_INT(kern_bf16_k2(3), 4);
+    CHECK_EQ_INT(kern_bf16_k2(4), 4);
+    CHECK_EQ_INT(kern_bf16_k2(0), 0);
+    CHECK_EQ_INT(d[0], 0x3F80);
+    CHECK_EQ_INT(d[2], 0x4040);
+    CHECK_EQ_INT(d[3], 0); /* padding */
+    CHECK_EQ_INT(d[4], 0xABCD); /* past the padded row: untouched */
+    CHECK_EQ_INT(d[8], 0xBF80);
+    CHECK_EQ_INT(d[11], 0);
+    /* Packing: element (q, j, e) of panel p is B[16p + j][2q + e]. */
+    static const size_t Ns[] = {1, 15, 16, 17, 33}, Ks[] = {1, 2, 7, 384};
+    for (size_t ni = 0; ni < 5; ni++)
+        for (size_t ki = 0; ki < 4; ki++) {
+            size_t N = Ns[ni], K = Ks[ki], K2 = kern_bf16_k2(K), P = (N + 15) / 16;
+            CHECK_EQ_INT(kern_packed_bf16_elems(N, K), P * 16 * K2);
+            float *B = alloc_f(N * K);
+            uint16_t *Bp = malloc(P * 16 * K2 * sizeof *Bp);
+            fill(B, N * K, -1.0f, 1.0f);
+            kern_pack_b_bf16(B, N, K, Bp);
+            int ok = 1;
+            for (size_t n = 0; n < P * 16; n++)
+                for (size_t k = 0; k < K2; k++) {
+                    uint16_t want = n < N && k < K ? kern_f32_to_bf16(B[n * K + k]) : 0;
+                    ok &= Bp[(n / 16) * K2 * 16 + (k / 2) * 32 + (n % 16) * 2 + k % 2] == want;
+                }
+            CHECK(ok);
+            free(B), free(Bp);
+        }
+}
+
+typedef void (*bf16_gemm_fn)(size_t M, size_t n0, size_t cols, size_t K, const uint16_t *A,
+                             size_t lda, const uint16_t *Bp, const float *bias, float *C,
+                             size_t ldc);
+
+/* Every bf16 GEMM this CPU can run; `exact`: must equal the reference to
+ * the bit. */
+typedef struct bf16_impl {
+    const char *name;
+    bf16_gemm_fn fn;
+    int exact;
+} bf16_impl;
+
+static size_t bf16_impls(bf16_impl out[4])
+{
+    size_t n = 0;
+    out[n++] = (bf16_impl){"scalar", kern_ref_gemm_bf16_cols, 1};
+#if KERN_X86
+    if (hw_isa >= KERN_AVX2)
+        out[n++] = (bf16_impl){"avx2", kern_avx2_gemm_bf16_cols, 1};
+    if (hw_isa >= KERN_AVX512)
+        out[n++] = (bf16_impl){"avx512f", kern_avx512_gemm_bf16_cols, 1};
+    if (kern_has_avx512bf16())
+        out[n++] = (bf16_impl){"avx512bf16", kern_avx512bf16_gemm_bf16_cols, 0};
+#endif
+    return n;
+}
+
+/* Rounds A (M x K) and B (N x K) to bf16 in place: the exact product of
+ * the rounded operands is what the kernels must approximate. */
+static void round_bf16(float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] = kern_bf16_to_f32(kern_f32_to_bf16(x[i]));
+}
+
+/* One shape: every implementation, full width and column ranges, checked
+ * against the double evaluation and (where exact) the reference's bits. */
+static size_t bf16_gemm_case(size_t M, size_t N, size_t K, size_t lda_pad, size_t ldc_pad)
+{
+    const float sentinel = -12345.5f;
+    size_t K2 = kern_bf16_k2(K), lda = K2 + lda_pad, ldc = N + ldc_pad, calls = 0;
+    float *A = alloc_f(M * K), *B = alloc_f(N * K), *bias = alloc_f(N);
+    float *C = alloc_f(M * ldc), *R = alloc_f(M * ldc);
+    uint16_t *A16 = malloc((M * lda + 1) * sizeof *A16);
+    uint16_t *Bp = malloc((kern_packed_bf16_elems(N, K) + 1) * sizeof *Bp);
+    double *ex = malloc(M * N * sizeof *ex), *sc = malloc(M * N * sizeof *sc);
+    fill(A, M * K, -1.0f, 1.0f);
+    fill(B, N * K, -0.5f, 0.5f);
+    fill(bias, N, -2.0f, 2.0f);
+    round_bf16(A, M * K);
+    round_bf16(B, N * K);
+    kern_bf16_rows(A, M, K, K, A16, lda);
+    kern_pack_b_bf16(B, N, K, Bp);
+    gemm_exact(M, N, K, A, B, bias, ex, sc);
+    for (size_t i = 0; i < M * ldc; i++)
+        R[i] = sentinel;
+    kern_ref_gemm_bf16_cols(M, 0, N, K, A16, lda, Bp, bias, R, ldc);
+    bf16_impl impls[4];
+    size_t ni = bf16_impls(impls);
+    for (size_t f = 0; f < ni; f++)
+        for (size_t n0 = 0; n0 < N; n0 += 16) {
+            /* The whole width from 0, else one panel or the rest. */
+            size_t widths[2] = {n0 ? 16 : N, N - n0};
+            for (int w = 0; w < 2; w++) {
+                size_t cols = widths[w] < N - n0 ? widths[w] : N - n0;
+                for (size_t i = 0; i < M * ldc; i++)
+                    C[i] = sentinel;
+                impls[f].fn(M, n0, cols, K, A16, lda, Bp, bias, C, ldc);
+                double e = gemm_err(M, N, ldc, C, ex, sc, n0, n0 + cols, sentinel);
+                CHECK(e >= 0.0); /* nothing outside the columns written */
+                check_tol(e, TOL_GEMM, "gemm_bf16_cols", impls[f].name, M, N * 10000 + K);
+                worst_bf16[f] = max2(worst_bf16[f], e);
+                if (impls[f].exact) {
+                    int same = 1;
+                    for (size_t i = 0; i < M; i++)
+                        same &= !memcmp(C + i * ldc + n0, R + i * ldc + n0, cols * sizeof *C);
+                    if (!same)
+                        fprintf(stderr, "gemm_bf16_cols [%s] (%zu, %zu, %zu) n0 %zu: not the "
+                                        "reference's bits\n",
+                                impls[f].name, M, N, K, n0);
+                    CHECK(same);
+                }
+                calls++;
+            }
+            if (N > 64)
+                n0 += 48; /* wide N: every fourth panel is enough */
+        }
+    free(A), free(B), free(bias), free(C), free(R), free(A16), free(Bp), free(ex), free(sc);
+    return calls;
+}
+
+TEST(gemm_bf16_random)
+{
+    /* M = 1 and the row tails of every MR (4, 12, 14); N below, at and
+     * past a panel; K odd, even, and either side of the 128-pair block. */
+    static const size_t Ms[] = {1, 2, 5, 13, 15, 29, 57, 100};
+    static const size_t Ns[] = {1, 15, 16, 17, 33, 40, 384};
+    static const size_t Ks[] = {1, 2, 3, 7, 255, 256, 257, 384, 1536};
+    size_t calls = 0;
+    for (size_t ki = 0; ki < 9; ki++)
+        for (size_t ni = 0; ni < 7; ni++)
+            for (size_t mi = 0; mi < 8; mi++) {
+                size_t M = Ms[mi], N = Ns[ni], K = Ks[ki];
+                if (M * N * K > (size_t)100 * 384 * 384)
+                    continue;
+                calls += bf16_gemm_case(M, N, K, 0, 3);
+            }
+    /* Strides: lda past the padded K, ldc past N. */
+    calls += bf16_gemm_case(29, 40, 301, 6, 17);
+    calls += bf16_gemm_case(3, 17, 1, 2, 1);
+    printf("kernels: gemm_bf16_cols checked in %zu calls\n", calls);
+}
+
+/* K = 0: C = bias, or 0 without one; and the table entry of each ISA. */
+TEST(gemm_bf16_k0)
+{
+    size_t N = 20, ldc = 23;
+    float bias[20], C[3 * 23];
+    uint16_t A16[1] = {0}, Bp[1] = {0};
+    fill(bias, N, -1.0f, 1.0f);
+    for (int isa = 0; isa < isa_count(); isa++) {
+        const kern_ops *k = table(isa);
+        int ok = 1;
+        k->gemm_bf16_cols(3, 0, N, 0, A16, 0, Bp, bias, C, ldc);
+        for (size_t i = 0; i < 3; i++)
+            for (size_t j = 0; j < N; j++)
+                ok &= C[i * ldc + j] == bias[j];
+        k->gemm_bf16_cols(3, 16, 4, 0, A16, 0, Bp, NULL, C, ldc);
+        for (size_t i = 0; i < 3; i++)
+            for (size_t j = 16; j < N; j++)
+                ok &= C[i * ldc + j] == 0.0f;
+        CHECK(ok);
+    }
+}
+
+/* Subnormal operands: the widening kernels keep them (bit-identical to
+ * the reference), vdpbf16ps may flush them, which moves a result by at
+ * most the flushed products: tiny against the scale of the rest. */
+TEST(gemm_bf16_subnormal)
+{
+    size_t M = 3, N = 16, K = 6, K2 = 6;
+    float A[3 * 6], B[16 * 6], C[3 * 16], R[3 * 16];
+    uint16_t A16[3 * 6], Bp[16 * 6];
+    for (size_t i = 0; i < M * K; i++)
+        A[i] = i % 2 ? 1e-39f : 0.5f; /* 1e-39 is subnormal in fp32 and bf16 */
+    for (size_t i = 0; i < N * K; i++)
+        B[i] = i % 3 ? 1.0f : 1e20f;
+    kern_bf16_rows(A, M, K, K, A16, K2);
+    kern_pack_b_bf16(B, N, K, Bp);
+    kern_ref_gemm_bf16_cols(M, 0, N, K, A16, K2, Bp, NULL, R, N);
+    bf16_impl impls[4];
+    size_t ni = bf16_impls(impls);
+    for (size_t f = 1; f < ni; f++) {
+        impls[f].fn(M, 0, N, K, A16, K2, Bp, NULL, C, N);
+        int ok = 1;
+        for (size_t i = 0; i < M * N; i++)
+            ok &= impls[f].exact ? C[i] == R[i] : fabsf(C[i] - R[i]) <= 1e-5f * fabsf(R[i]) + 1e-18f;
+        if (!ok)
+            fprintf(stderr, "gemm_bf16_cols [%s]: subnormal operands\n", impls[f].name);
+        CHECK(ok);
+    }
+}
+
 /* ---- main ----------------------------------------------------------------------------- */
 
 static void print_worst(void)
@@ -715,6 +1068,12 @@ static void print_worst(void)
                    worst_exp_ulp[isa], worst_gemm[isa]);
         printf("\n");
     }
+    bf16_impl impls[4];
+    size_t ni = bf16_impls(impls);
+    printf("kernels: gemm_bf16_cols max error (vs double on bf16 operands):");
+    for (size_t f = 0; f < ni; f++)
+        printf(" %s %.2g", impls[f].name, worst_bf16[f]);
+    printf("\n");
 }
 
 int main(void)
@@ -742,6 +1101,15 @@ int main(void)
     RUN(pack_layout);
     RUN(gemm_packed_random);
     RUN(gemm_packed_strides);
+    RUN(bf16_convert_edges);
+    RUN(bf16_convert_random);
+    RUN(bf16_rows_and_pack);
+    RUN(bf16_rows_tables);
+    RUN(gemm_bf16_random);
+    RUN(gemm_bf16_k0);
+    RUN(gemm_bf16_subnormal);
+    if (!kern_has_avx512bf16())
+        printf("kernels: skipped the AVX512_BF16 gemm (this CPU lacks it)\n");
     print_worst();
     return harness_summary("kernels");
 }
