@@ -66,26 +66,32 @@ static inline int harness_summary(const char *suite)
     return harness_failed ? 1 : 0;
 }
 
-/* Whether a test may skip for lack of a model folder. The test command sets
- * BGEICL_REQUIRE_MODELS=1, so there a missing model is a failure, never a
+/* Whether a test may skip for lack of a fetched file. The test command sets
+ * BGEICL_REQUIRE_MODELS=1, so there a missing file is a failure, never a
  * silent pass. Returns 1 if the test should go on. */
-static inline int harness_have_model(const char *dir)
+static inline int harness_have_file(const char *path)
 {
-    char p[1024];
-    snprintf(p, sizeof p, "%s/model.safetensors", dir);
-    FILE *f = fopen(p, "rb");
+    FILE *f = fopen(path, "rb");
     if (f) {
         fclose(f);
         return 1;
     }
     const char *req = getenv("BGEICL_REQUIRE_MODELS");
     if (req && *req == '1') {
-        fprintf(stderr, "%s: missing, and BGEICL_REQUIRE_MODELS=1\n", p);
+        fprintf(stderr, "%s: missing, and BGEICL_REQUIRE_MODELS=1\n", path);
         harness_failures_in_test++;
     } else {
-        fprintf(stderr, "SKIP: %s not found\n", p);
+        fprintf(stderr, "SKIP: %s not found\n", path);
     }
     return 0;
+}
+
+/* The same for a model folder (its model.safetensors). */
+static inline int harness_have_model(const char *dir)
+{
+    char p[1024];
+    snprintf(p, sizeof p, "%s/model.safetensors", dir);
+    return harness_have_file(p);
 }
 
 static inline const char *harness_model_dir(void)

@@ -488,22 +488,12 @@ static const char *icl_dir(void)
     return d ? d : "models/bge-en-icl-tokenizer";
 }
 
-/* 1 when the fetched folder is there; else skips, or fails under
- * BGEICL_REQUIRE_MODELS=1 (as harness_have_model does for models). */
+/* 1 when the fetched folder is there (see harness_have_file). */
 static int have_icl_tokenizer(void)
 {
     char p[1024];
     snprintf(p, sizeof p, "%s/tokenizer.json", icl_dir());
-    if (access(p, R_OK) == 0)
-        return 1;
-    const char *req = getenv("BGEICL_REQUIRE_MODELS");
-    if (req && *req == '1') {
-        fprintf(stderr, "%s: missing, and BGEICL_REQUIRE_MODELS=1\n", p);
-        harness_failures_in_test++;
-    } else {
-        fprintf(stderr, "SKIP: %s not found\n", p);
-    }
-    return 0;
+    return harness_have_file(p);
 }
 
 TEST(test_bge_en_icl_tokenizer)
