@@ -70,7 +70,7 @@ $(BUILD)/bgeicl: $(CLI_OBJ) $(BUILD)/libbgeicl_server.a $(BUILD)/libbgeicl.a
 	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libbgeicl_server.a $(BUILD)/libbgeicl.a \
 	    $(SERVER_LIBS) $(LIBS)
 
-$(BUILD)/tests/%: tests/unit/%.c tests/unit/harness.h $(BUILD)/libbgeicl_server.a $(BUILD)/libbgeicl.a
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/harness.h tests/unit/test_rand.h $(BUILD)/libbgeicl_server.a $(BUILD)/libbgeicl.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libbgeicl_server.a $(BUILD)/libbgeicl.a $(LDFLAGS) \
 	    $(SERVER_LIBS) $(LIBS)

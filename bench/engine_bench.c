@@ -7,7 +7,7 @@
  * embeds consecutive slices of the corpus for at least SECONDS (default 5)
  * after one warm-up batch, cycling through the corpus. Prints one JSON
  * object per batch size: texts/s, tokens/s, and the texts and time measured.
- * DTYPE (fp32, bf16; default fp32) is bgeicl_options.dtype.
+ * DTYPE (fp32, bf16, int8; default fp32) is bgeicl_options.dtype.
  */
 #include <cJSON.h>
 #include <stdio.h>

@@ -2,7 +2,7 @@
  * kern_bench.c - single-thread speed of each kernel table on BGE-small
  * shapes (hidden 384, 12 heads of d = 32, intermediate 1536).
  *
- *   kern_bench [SECONDS [nogemm|gemmonly|bf16only]]
+ *   kern_bench [SECONDS [nogemm|gemmonly|bf16only|int8only]]
  *
  * Times attention_head over all 12 heads of one sequence (L = 128 and
  * 512), GELU over a 512 x 1536 FFN activation and residual + LayerNorm
@@ -20,11 +20,14 @@
  * gemm_packed, in GFLOP/s (2 M N K per call) and as a share of the FMA
  * peak of one core, measured first with a loop of independent FMAs.
  *
- * Last, bf16 weights: the same shapes (M >= 32) through every bf16 GEMM
- * the CPU runs (widening AVX2 and AVX-512F, AVX512_BF16's vdpbf16ps),
- * next to the fp32 gemm_packed of the best table in the same run, and the
- * cost of rounding A to bf16 (kern_bf16_rows), which the engine pays once
- * per GEMM; GFLOP/s count 2 M N K as for fp32.
+ * Then bf16 weights: the same shapes (M >= 32) through every bf16 GEMM
+ * the CPU runs (widening AVX2 and AVX-512F, AVX512_BF16's vdpbf16ps, AMX's
+ * tdpbf16ps), next to the fp32 gemm_packed of the best table in the same
+ * run, and the cost of rounding A to bf16 (kern_bf16_rows), which the
+ * engine pays once per GEMM; GFLOP/s count 2 M N K as for fp32.
+ *
+ * Last, int8 weights the same way (AVX2 16-bit products, AVX512-VNNI,
+ * AMX-INT8), with the cost of quantizing A (i8_quant_rows).
  */
 #include <math.h>
 #include <stdio.h>
@@ -59,7 +62,7 @@ static double now_s(void)
 
 static float *alloc_rand(size_t n, float lo, float hi, unsigned seed)
 {
-    float *p = malloc(n * sizeof *p);
+    float *p = aligned_alloc(64, (n * sizeof *p + 63) & ~(size_t)63);
     if (!p) {
         fprintf(stderr, "kern_bench: out of memory\n");
         exit(1);
@@ -267,7 +270,7 @@ static void bench_bf16(double secs, kern_isa top)
         const char *name;
         bf16_fn fn;
     } impl;
-    impl impls[3];
+    impl impls[4];
     size_t ni = 0;
 #if BENCH_X86
     if (top >= KERN_AVX2)
@@ -276,6 +279,8 @@ static void bench_bf16(double secs, kern_isa top)
         impls[ni++] = (impl){"avx512f", kern_avx512_gemm_bf16_cols};
     if (top >= KERN_AVX512 && kern_has_avx512bf16())
         impls[ni++] = (impl){"avx512bf16", kern_avx512bf16_gemm_bf16_cols};
+    if (top >= KERN_AVX512 && kern_amx_usable())
+        impls[ni++] = (impl){"amx-bf16", kern_amx_gemm_bf16_cols};
 #endif
     if (top == KERN_SCALAR)
         return;
@@ -327,6 +332,113 @@ static void bench_bf16(double secs, kern_isa top)
     free(A), free(B), free(bias), free(C), free(Bp), free(A16), free(A16w), free(Bp16);
 }
 
+/* ---- int8 ---------------------------------------------------------------------- */
+
+typedef void (*i8_fn)(size_t M, size_t n0, size_t cols, size_t K, const kern_i8_act *A,
+                      const kern_i8_mat *B, const float *bias, float *C, size_t ldc);
+
+typedef struct i8_case {
+    i8_fn fn;
+    size_t M, N, K;
+    const float *A;
+    kern_i8_act *act; /* quantized A, redone by run_quant */
+    const kern_i8_mat *B;
+    const float *bias;
+    float *C;
+} i8_case;
+
+static const i8_case *cur_i8;
+
+static void run_i8(bench_case *bc)
+{
+    (void)bc;
+    const i8_case *g = cur_i8;
+    g->fn(g->M, 0, g->N, g->K, g->act, g->B, g->bias, g->C, g->N);
+}
+
+static void run_quant(bench_case *bc)
+{
+    (void)bc;
+    const i8_case *g = cur_i8;
+    kern_select(kern_detect())->i8_quant_rows(g->A, g->M, g->K, g->K, g->act);
+}
+
+/* Every int8 GEMM this CPU runs, next to the fp32 packed GEMM in the same
+ * run, on the shapes of bge-small's four linear layers; GOP/s counts a
+ * multiply-add as 2 operations, as GFLOP/s does. */
+static void bench_int8(double secs, kern_isa top)
+{
+    static const size_t Ms[] = {32, 512, 4096};
+    static const size_t NKs[][2] = {{1152, 384}, {384, 384}, {1536, 384}, {384, 1536}};
+    typedef struct impl {
+        const char *name;
+        i8_fn fn;
+    } impl;
+    impl impls[3];
+    size_t ni = 0;
+#if BENCH_X86
+    if (top >= KERN_AVX2)
+        impls[ni++] = (impl){"avx2", kern_avx2_gemm_i8_cols};
+    if (top >= KERN_AVX512 && kern_has_avx512vnni())
+        impls[ni++] = (impl){"avx512-vnni", kern_avx512vnni_gemm_i8_cols};
+    if (top >= KERN_AVX512 && kern_amx_usable())
+        impls[ni++] = (impl){"amx-int8", kern_amx_gemm_i8_cols};
+#endif
+    if (top == KERN_SCALAR)
+        return;
+    const kern_ops *k = kern_select(top);
+    printf("\nint8 weights, one thread, fp32 gemm_packed (%s) in the same run\n",
+           kern_isa_name(top));
+    printf("%-24s %-11s %12s %12s %9s\n", "gemm M x N x K", "kernel", "us/call", "GOP/s",
+           "vs fp32");
+    size_t maxM = 4096, maxN = 1536, maxK = 1536;
+    float *A = alloc_rand(maxM * maxK, -1.0f, 1.0f, 31);
+    float *B = alloc_rand(maxN * maxK, -1.0f, 1.0f, 32);
+    float *bias = alloc_rand(maxN, -1.0f, 1.0f, 33);
+    float *C = alloc_rand(maxM * maxN, 0.0f, 0.0f, 34);
+    float *Bp = alloc_rand(kern_packed_floats(maxN, maxK), 0.0f, 0.0f, 35);
+    float *ascale = alloc_rand(maxM, 0.0f, 0.0f, 36), *bscale = alloc_rand(maxN, 0.0f, 0.0f, 37);
+    int32_t *azero = malloc(maxM * sizeof *azero), *bsum = malloc(maxN * sizeof *bsum);
+    uint8_t *q = aligned_alloc(64, maxM * kern_i8_kpad(maxK));
+    int8_t *packed = aligned_alloc(64, kern_i8_packed_bytes(maxN, maxK));
+    if (!azero || !bsum || !q || !packed) {
+        fprintf(stderr, "kern_bench: out of memory\n");
+        exit(1);
+    }
+    for (size_t nk = 0; nk < 4; nk++) {
+        size_t N = NKs[nk][0], K = NKs[nk][1];
+        kern_i8_mat W = {packed, bscale, bsum};
+        kern_i8_act act = {q, kern_i8_kpad(K), ascale, azero};
+        kern_pack_b(B, N, K, Bp);
+        kern_i8_pack(B, N, K, &W);
+        for (size_t mi = 0; mi < 3; mi++) {
+            size_t M = Ms[mi];
+            char name[48];
+            snprintf(name, sizeof name, "%zu x %zu x %zu", M, N, K);
+            kern_i8_quant_rows(A, M, K, K, &act);
+            gemm_case g = {k, M, N, K, A, B, Bp, bias, C};
+            bench_case c = {.k = k, .gemm = &g};
+            double base = time_case(run_gemm, &c, secs), ops = 2.0 * (double)(M * N * K);
+            printf("%-24s %-11s %12.1f %12.2f %8.2fx\n", name, "fp32", base * 1e6,
+                   ops / base * 1e-9, 1.0);
+            i8_case ic = {NULL, M, N, K, A, &act, &W, bias, C};
+            for (size_t f = 0; f < ni; f++) {
+                ic.fn = impls[f].fn;
+                cur_i8 = &ic;
+                double t = time_case(run_i8, &c, secs);
+                printf("%-24s %-11s %12.1f %12.2f %8.2fx\n", name, impls[f].name, t * 1e6,
+                       ops / t * 1e-9, base / t);
+            }
+            cur_i8 = &ic;
+            double t = time_case(run_quant, &c, secs);
+            printf("%-24s %-11s %12.1f %12s %8.2f%%\n", name, "quantize A", t * 1e6, "-",
+                   100.0 * t / base);
+        }
+    }
+    free(A), free(B), free(bias), free(C), free(Bp), free(ascale), free(bscale), free(azero);
+    free(bsum), free(q), free(packed);
+}
+
 /* ---- main -------------------------------------------------------------------- */
 
 int main(int argc, char **argv)
@@ -335,7 +447,7 @@ int main(int argc, char **argv)
     kern_isa top = kern_detect();
     float *qkv = alloc_rand((size_t)ROWS * 3 * HIDDEN, -3.0f, 3.0f, 1);
     float *ctx = alloc_rand((size_t)ROWS * HIDDEN, 0.0f, 0.0f, 2);
-    float *scores = alloc_rand(ROWS, 0.0f, 0.0f, 3);
+    float *scores = alloc_rand(kern_attention_scratch(ROWS, HIDDEN / HEADS), 0.0f, 0.0f, 3);
     float *act = alloc_rand((size_t)ROWS * INTER, -6.0f, 6.0f, 4);
     float *hid = alloc_rand((size_t)ROWS * HIDDEN, -2.0f, 2.0f, 5);
     float *res = alloc_rand((size_t)ROWS * HIDDEN, -1.0f, 1.0f, 6);
@@ -345,7 +457,8 @@ int main(int argc, char **argv)
     printf("kern_bench: one thread, best of 5 runs of >= %.2g s; BGE-small shapes\n", secs);
     printf("%-34s %-7s %12s %16s %9s\n", "kernel", "isa", "us/call", "rate", "vs scalar");
     int only_bf16 = argc > 2 && !strcmp(argv[2], "bf16only");
-    int only_gemm = only_bf16 || (argc > 2 && !strcmp(argv[2], "gemmonly"));
+    int only_int8 = argc > 2 && !strcmp(argv[2], "int8only");
+    int only_gemm = only_bf16 || only_int8 || (argc > 2 && !strcmp(argv[2], "gemmonly"));
     for (int which = 0; which < (only_gemm ? 0 : 4); which++) {
         double base = 0.0;
         for (int isa = 0; isa <= (int)top; isa++) {
@@ -378,9 +491,12 @@ int main(int argc, char **argv)
     }
     free(qkv), free(ctx), free(scores), free(act), free(hid), free(res), free(g), free(b);
     free(work);
-    if ((argc <= 2 || strcmp(argv[2], "nogemm")) && !only_bf16)
+    int gemms = argc <= 2 || strcmp(argv[2], "nogemm");
+    if (gemms && !only_bf16 && !only_int8)
         bench_gemm(secs, top);
-    if (argc <= 2 || strcmp(argv[2], "nogemm"))
+    if (gemms && !only_int8)
         bench_bf16(secs, top);
+    if (gemms && !only_bf16)
+        bench_int8(secs, top);
     return 0;
 }

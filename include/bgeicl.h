@@ -80,16 +80,22 @@ typedef struct bgeicl_model bgeicl_model;
  *         sentence-transformers).
  *   BF16  weights rounded to bf16 (nearest even) at load, half the memory;
  *         each GEMM rounds its activations to bf16 and sums in fp32, with
- *         the AVX512_BF16 dot product where the CPU has it (cosine >= 0.999
- *         to fp32). */
+ *         AMX or the AVX512_BF16 dot product where the CPU has them
+ *         (cosine >= 0.999 to fp32).
+ *   INT8  weights quantized to int8 with one scale per output channel at
+ *         load, a quarter of the memory; each GEMM quantizes its
+ *         activations to 8 bits per token (scale and zero point from the
+ *         token's range) and sums exactly in int32, with AMX or
+ *         AVX512-VNNI where the CPU has them (cosine >= 0.99 to fp32). */
 typedef enum bgeicl_dtype {
     BGEICL_DTYPE_FP32 = 0,
-    BGEICL_DTYPE_BF16 = 1
+    BGEICL_DTYPE_BF16 = 1,
+    BGEICL_DTYPE_INT8 = 2
 } bgeicl_dtype;
 
-/* "fp32", "bf16"; NULL for a value outside the enum. */
+/* "fp32", "bf16", "int8"; NULL for a value outside the enum. */
 const char *bgeicl_dtype_name(bgeicl_dtype dtype);
-/* The dtype named `name` ("fp32", "bf16") into *out: 0, or -1 if unknown. */
+/* The dtype named `name` ("fp32", "bf16", "int8") into *out: 0, or -1 if unknown. */
 int bgeicl_dtype_parse(const char *name, bgeicl_dtype *out);
 
 /* Load-time options. Initialise with bgeicl_options_init, then set fields.

@@ -38,7 +38,7 @@ const char *bgeicl_code_name(bgeicl_code code)
 
 const char *bgeicl_version(void) { return BGEICL_VERSION; }
 
-static const char *const dtype_names[] = {"fp32", "bf16"};
+static const char *const dtype_names[] = {"fp32", "bf16", "int8"};
 
 const char *bgeicl_dtype_name(bgeicl_dtype dtype)
 {
@@ -76,7 +76,7 @@ bgeicl_code bgeicl_model_open(const char *dir, const bgeicl_options *opts, bgeic
         opts = &def;
     }
     if (!bgeicl_dtype_name(opts->dtype))
-        return bg_fail(err, BGEICL_ERR_UNSUPPORTED, "dtype %d is not supported (fp32, bf16)",
+        return bg_fail(err, BGEICL_ERR_UNSUPPORTED, "dtype %d is not supported (fp32, bf16, int8)",
                        (int)opts->dtype);
     bgeicl_model *bm = bg_calloc(1, sizeof *bm);
     if (!bm)
@@ -84,7 +84,8 @@ bgeicl_code bgeicl_model_open(const char *dir, const bgeicl_options *opts, bgeic
     pthread_mutex_init(&bm->lock, NULL);
     bm->max_batch_tokens = opts->max_batch_tokens ? opts->max_batch_tokens : 16384;
     bm->dtype = opts->dtype;
-    bgeicl_code rc = model_load(dir, &bm->m, err);
+    /* Matrices on demand: the engine packs them layer by layer. */
+    bgeicl_code rc = model_open(dir, 1, &bm->m, err);
     if (rc == BGEICL_OK)
         rc = tok_load(dir, &bm->tok, err);
     if (rc == BGEICL_OK && tok_vocab_size(bm->tok) > bm->m->cfg.vocab_size)
@@ -93,6 +94,8 @@ bgeicl_code bgeicl_model_open(const char *dir, const bgeicl_options *opts, bgeic
                      tok_vocab_size(bm->tok), bm->m->cfg.vocab_size);
     if (rc == BGEICL_OK)
         rc = engine_create(bm->m, opts->threads, kern_detect(), opts->dtype, &bm->eng, err);
+    if (rc == BGEICL_OK)
+        model_close_file(bm->m);
     if (rc != BGEICL_OK) {
         bgeicl_model_close(bm);
         return rc;

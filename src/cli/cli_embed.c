@@ -25,7 +25,7 @@
 static const char *const usage =
     "bgeicl embed (--model DIR | --server URL[,URL...]) [--query] [--language L]\n"
     "             [--icl | --no-icl] [--icl-examples DIR] [--format jsonl|json] [TEXT... | -]\n"
-    "  local:  [--threads N] [--dtype fp32|bf16]\n"
+    "  local:  [--threads N] [--dtype fp32|bf16|int8]\n"
     "  server: [--api-key KEY] [--batch-size N] [--min-batch-size N] [--max-batch-size N]\n"
     "          [--no-adaptive] [--timeout S] [--concurrency N] [--retries N] [--retry-delay S]\n"
     "          [--stats FILE]\n"
@@ -188,7 +188,7 @@ static int parse(int argc, char **argv, embed_opts *o)
             if (r < 0)
                 return -1;
             if (bgeicl_dtype_parse(v, &o->dtype) < 0)
-                return cli_usage_error("embed", usage, "--dtype must be fp32 or bf16"), -1;
+                return cli_usage_error("embed", usage, "--dtype must be fp32, bf16 or int8"), -1;
             o->dtype_given = 1;
         } else if ((r = cli_opt_value(argc, argv, &i, "--language", &v)) != 0) {
             if (r < 0)

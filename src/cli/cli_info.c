@@ -7,7 +7,7 @@
 
 #include "cli.h"
 
-static const char *const usage = "bgeicl info --model DIR [--dtype fp32|bf16]\n"
+static const char *const usage = "bgeicl info --model DIR [--dtype fp32|bf16|int8]\n"
                                  "  Prints the model's id, architecture, dimensions, limits,\n"
                                  "  pooling, dtype and the kernel ISA in use, as JSON.";
 
@@ -55,7 +55,7 @@ int cli_info(int argc, char **argv)
             if (r < 0)
                 return CLI_USAGE;
             if (bgeicl_dtype_parse(v, &opts.dtype) < 0)
-                return cli_usage_error("info", usage, "--dtype must be fp32 or bf16");
+                return cli_usage_error("info", usage, "--dtype must be fp32, bf16 or int8");
         } else {
             return cli_usage_error("info", usage, "unexpected argument %s", argv[i]);
         }

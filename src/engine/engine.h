@@ -20,9 +20,12 @@ typedef struct engine engine;
 
 /* The engine borrows `m`, which must outlive it. threads <= 0: all cores.
  * dtype: the linear layers' weights are packed for the table's
- * gemm_packed (FP32) or converted to bf16 and packed for gemm_bf16_cols
- * (BF16); anything else fails as UNSUPPORTED. */
-bgeicl_code engine_create(const model *m, int threads, kern_isa isa, bgeicl_dtype dtype,
+ * gemm_packed (FP32), converted to bf16 and packed for gemm_bf16_cols
+ * (BF16) or quantized and packed for gemm_i8_cols (INT8); anything else
+ * fails as UNSUPPORTED. Once packed, the model's own copy of a layer's
+ * matrices is freed (model_drop_linear), so one model serves one engine,
+ * and after a failed engine_create only model_free is safe. */
+bgeicl_code engine_create(model *m, int threads, kern_isa isa, bgeicl_dtype dtype,
                           engine **out, bg_err *err);
 void engine_free(engine *e);
 int engine_threads(const engine *e);

@@ -20,6 +20,9 @@
 
 typedef enum kern_isa { KERN_SCALAR = 0, KERN_AVX2 = 1, KERN_AVX512 = 2 } kern_isa;
 
+struct kern_i8_act;
+struct kern_i8_mat;
+
 typedef struct kern_ops {
     kern_isa isa;
     const char *name; /* "scalar", "avx2", "avx512" */
@@ -54,7 +57,8 @@ typedef struct kern_ops {
      * no L x L score matrix is formed.
      *   q, k, v: L rows of width d with row stride ld (they are slices of
      *   the packed QKV matrix); out: L rows of width d, stride ldo.
-     *   scores: scratch of L floats. */
+     *   scores: scratch of kern_attention_scratch(L, d) floats, 64-byte
+     *   aligned. */
     void (*attention_head)(size_t L, size_t d, const float *q, const float *k, const float *v,
                            size_t ld, float *out, size_t ldo, float scale, float *scores);
 
@@ -76,7 +80,31 @@ typedef struct kern_ops {
     /* kern_bf16_rows with this table's vectors; bit-identical to it. */
     void (*bf16_rows)(const float *x, size_t rows, size_t K, size_t ldx, uint16_t *dst,
                       size_t ldd);
+
+    /* The int8-weight GEMM, in every table: C[M, n0:n0+cols] from the
+     * int8 activations A (kern_i8_quant_rows) and the int8 weights B
+     * (kern_i8_pack), exactly as kern_i8_epilogue states: the integer dot
+     * products are exact in every path, so all tables agree to the bit.
+     * n0 a multiple of KERN_NR; bias and C as for gemm_packed_cols.
+     * Single-threaded. */
+    void (*gemm_i8_cols)(size_t M, size_t n0, size_t cols, size_t K, const struct kern_i8_act *A,
+                         const struct kern_i8_mat *B, const float *bias, float *C, size_t ldc);
+    /* kern_i8_quant_rows with this table's vectors; bit-identical to it. */
+    void (*i8_quant_rows)(const float *x, size_t rows, size_t K, size_t ldx,
+                          struct kern_i8_act *dst);
+    /* The reduced-precision GEMMs in use, for /info and the benchmarks:
+     * e.g. "avx512-bf16", "amx-bf16"; "avx512-vnni", "amx-int8". */
+    const char *bf16_impl, *i8_impl;
 } kern_ops;
+
+/* Floats of attention_head's scratch for a sequence of L tokens and head
+ * width d, in every table: room for a block of score rows and for K
+ * transposed (the AVX-512 table's blocked attention). */
+static inline size_t kern_attention_scratch(size_t L, size_t d)
+{
+    size_t Lp = (L + 15) & ~(size_t)15;
+    return Lp * (16 + ((d + 15) & ~(size_t)15)) + 64;
+}
 
 /* Packed B for gemm_packed: panels of KERN_NR rows of B (output columns);
  * panel p holds rows p*NR .. p*NR+NR-1 k-major, [K][NR] floats, rows past
@@ -105,11 +133,63 @@ void kern_bf16_rows(const float *x, size_t rows, size_t K, size_t ldx, uint16_t 
 size_t kern_packed_bf16_elems(size_t N, size_t K);
 void kern_pack_b_bf16(const float *B, size_t N, size_t K, uint16_t *dst);
 
-/* Detects the CPU's ISA. BGEICL_ISA=scalar|avx2|avx512 caps the choice
- * (for tests of every path); a request above what the CPU has is lowered.
- * AVX512_BF16 is detected separately (CPUID leaf 7 subleaf 1, EAX bit 5)
- * and used by the AVX-512 table's gemm_bf16_cols where present, unless
- * BGEICL_ISA=avx512f, which keeps AVX-512 but widens bf16 to fp32. */
+/* int8 ("--dtype int8"). Weights: symmetric per output channel, w = s_n q
+ * with q in [-127, 127] and s_n = max_k |W[n][k]| / 127. Activations:
+ * asymmetric per row (token), x = s_m (q - z_m) with q in [0, 255], the
+ * row's range widened to hold 0 so that z_m is exact and a zero row is
+ * q = z = 0. u8 x s8 is the operand pair of vpdpbusd and tdpbusd.
+ * K is padded to kern_i8_kpad(K), a multiple of 64 (one AMX tile row), with
+ * zero weights, so whatever the padded activations hold adds nothing.
+ *
+ *   C[m][n] = (float)(acc - z_m * sum_n) * (s_m * s_n) + bias[n],
+ *   acc = sum_k qa[m][k] qw[n][k],  sum_n = sum_k qw[n][k],
+ *
+ * int32 arithmetic (|acc| < 255 * 127 * K fits for K < 66000), then three
+ * fp32 roundings in that order and no fused multiply-add, so every table
+ * gives the same bits (kern_i8_epilogue). */
+static inline size_t kern_i8_kpad(size_t K) { return (K + 63) & ~(size_t)63; }
+
+typedef struct kern_i8_act {
+    uint8_t *q;     /* rows x ld bytes; row m holds kern_i8_kpad(K) codes, 0 past K */
+    size_t ld;      /* bytes between rows, >= kern_i8_kpad(K), a multiple of 64 */
+    float *scale;   /* (rows) s_m */
+    int32_t *zero;  /* (rows) z_m */
+} kern_i8_act;
+
+typedef struct kern_i8_mat {
+    int8_t *packed; /* kern_i8_packed_bytes(N, K): panels of KERN_NR columns,
+                       [kpad/4][NR][4], element (r, j, e) = q[p*NR + j][4r + e],
+                       zero past N and past K; one k quad of a panel is 64
+                       bytes: one vpdpbusd operand, one AMX B-tile row */
+    float *scale;   /* (N) s_n */
+    int32_t *sum;   /* (N) sum_n */
+} kern_i8_mat;
+
+size_t kern_i8_packed_bytes(size_t N, size_t K);
+/* Quantizes B (N x K fp32, row-major) into dst, whose packed, scale and
+ * sum point to room for N columns. */
+void kern_i8_pack(const float *B, size_t N, size_t K, kern_i8_mat *dst);
+/* Quantizes `rows` rows of x (width K, stride ldx floats) into dst's rows
+ * 0 .. rows-1 (dst->q, ld, scale and zero point to room for them). */
+void kern_i8_quant_rows(const float *x, size_t rows, size_t K, size_t ldx, kern_i8_act *dst);
+/* One output element from its exact integer dot product, as stated above. */
+static inline float kern_i8_epilogue(int32_t acc, int32_t zero, int32_t sum, float sa, float sb,
+                                     const float *bias, size_t n)
+{
+    float v = (float)(acc - zero * sum) * (sa * sb);
+    return bias ? v + bias[n] : v;
+}
+
+/* Detects the CPU's ISA. BGEICL_ISA caps the choice, for tests of every
+ * path; a request above what the CPU has is lowered:
+ *   scalar   the reference table;
+ *   avx2     AVX2 + FMA;
+ *   avx512f  AVX-512 (F, BW, VL) with bf16 widened to fp32 and int8 on
+ *            16-bit products;
+ *   avx512   and the AVX512_BF16 and AVX512-VNNI dot products where present;
+ *   amx      (the default) and the AMX tile GEMMs for bf16 and int8 where
+ *            the CPU and OS allow them.
+ * The reduced-precision GEMMs chosen are named by bf16_impl and i8_impl. */
 kern_isa kern_detect(void);
 /* The table of `isa`, lowered to what the CPU can run. */
 const kern_ops *kern_select(kern_isa isa);

@@ -403,6 +403,10 @@ const kern_ops kern_avx2_ops = {.isa = KERN_AVX2,
                                 .add_layernorm = avx2_add_layernorm,
                                 .attention_head = avx2_attention_head,
                                 .gemm_bf16_cols = kern_avx2_gemm_bf16_cols,
-                                .bf16_rows = kern_bf16_rows};
+                                .bf16_rows = kern_bf16_rows,
+                                .gemm_i8_cols = kern_avx2_gemm_i8_cols,
+                                .i8_quant_rows = kern_i8_quant_rows,
+                                .bf16_impl = "avx2",
+                                .i8_impl = "avx2"};
 
 #endif

@@ -59,30 +59,6 @@ Z_FN static inline __m512d z_hi_pd(__m512 v)
     return _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
 }
 
-/* The 16 horizontal sums of a[0..15], in order, in one vector: fold
- * 512 -> 256 -> 128 bits across pairs, then within 128-bit lanes; that
- * leaves key q + 4e in element 4q + e, which one permute puts in order. */
-Z_FN static inline __m512 z_hsum16(const __m512 a[16])
-{
-    __m512 b[8], c[4], d[2];
-#pragma GCC unroll 8
-    for (int m = 0; m < 8; m++)
-        b[m] = _mm512_add_ps(_mm512_shuffle_f32x4(a[2 * m], a[2 * m + 1], 0x44),
-                             _mm512_shuffle_f32x4(a[2 * m], a[2 * m + 1], 0xEE));
-#pragma GCC unroll 4
-    for (int m = 0; m < 4; m++)
-        c[m] = _mm512_add_ps(_mm512_shuffle_f32x4(b[2 * m], b[2 * m + 1], 0x88),
-                             _mm512_shuffle_f32x4(b[2 * m], b[2 * m + 1], 0xDD));
-#pragma GCC unroll 2
-    for (int m = 0; m < 2; m++)
-        d[m] = _mm512_add_ps(_mm512_shuffle_ps(c[2 * m], c[2 * m + 1], 0x44),
-                             _mm512_shuffle_ps(c[2 * m], c[2 * m + 1], 0xEE));
-    __m512 r = _mm512_add_ps(_mm512_shuffle_ps(d[0], d[1], 0x88),
-                             _mm512_shuffle_ps(d[0], d[1], 0xDD));
-    const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
-    return _mm512_permutexvar_ps(order, r);
-}
-
 /* ---- exp ------------------------------------------------------------------ */
 
 /* exp(x) with the arithmetic of avx2_exp; see there. */
@@ -213,53 +189,103 @@ Z_FN static void z_add_layernorm(float *x, const float *r, size_t rows, size_t n
     }
 }
 
-/* ---- attention: scores ---------------------------------------------------------- */
+/* ---- attention ---------------------------------------------------------------- */
 
-/* scale-less q.k_j for 16 keys from k0 on, in one vector. */
-Z_FN static inline __m512 z_dot16(size_t d, const float *q, const float *k0, size_t ld)
+/*
+ * Attention as two small register-blocked GEMMs per block of ZB query rows,
+ * with no horizontal reduction in any inner loop.
+ *
+ * Scratch (kern_attention_scratch(L, d) floats, 64-byte aligned), with Lp =
+ * L rounded up to 16 and dp = d rounded up to 16:
+ *   S  [ZB][Lp]         scores of the block's rows, then their exps;
+ *   Kp [Lp/16][dp][16]  K transposed in panels of 16 keys: Kp[b][t][l] =
+ *                       k[16b + l][t], 0 for keys >= L; rows t >= d unused.
+ * Panels rather than one Kt[t][Lp] so that a tile's key loads walk t
+ * through contiguous 64-byte rows (one stream per panel, not d strided
+ * rows).
+ *
+ * Invariants: a block always computes all ZB rows of S; rows past L reuse
+ * the last query row, so S never holds uninitialised data; they skip the
+ * softmax and their outputs are never stored. Keys in [L, Lp) score 0
+ * (zero panel lanes), and the softmax and P.V stop at L, so they never
+ * count. out is written only in columns [0, d), with masked stores.
+ *
+ * The softmax is that of the reference: max subtracted, exps summed, 1/sum
+ * applied to the finished weighted sums.
+ */
+
+#define ZB 16 /* query rows per block: S is ZB rows of Lp floats */
+#define ZR 8  /* rows per tile: 8 x 2 score or output vectors */
+#define Z_INLINE Z_FN __attribute__((always_inline)) static inline
+
+/* Lp or dp: n rounded up to a whole vector. */
+Z_FN static inline size_t z_round(size_t n)
 {
-    __m512 acc[16];
-#pragma GCC unroll 16
-    for (int kk = 0; kk < 16; kk++)
-        acc[kk] = _mm512_setzero_ps();
-    for (size_t t = 0; t < d; t += ZW) {
-        __mmask16 m = z_mask(d - t);
-        __m512 qv = _mm512_maskz_loadu_ps(m, q + t);
-#pragma GCC unroll 16
-        for (int kk = 0; kk < 16; kk++)
-            acc[kk] = _mm512_fmadd_ps(qv, _mm512_maskz_loadu_ps(m, k0 + kk * ld + t), acc[kk]);
-    }
-    return z_hsum16(acc);
+    return (n + ZW - 1) & ~(size_t)(ZW - 1);
 }
 
-Z_FN static inline float z_dot1(size_t d, const float *q, const float *k)
+/* Kp from k (see above). Scalar: L*d moves against 4*L*L*d flops. */
+Z_FN static void z_pack_k(size_t L, size_t d, const float *k, size_t ld, float *kp)
 {
-    __m512 acc = _mm512_setzero_ps();
-    for (size_t t = 0; t < d; t += ZW) {
-        __mmask16 m = z_mask(d - t);
-        acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + t), _mm512_maskz_loadu_ps(m, k + t),
-                              acc);
+    size_t Lp = z_round(L), dp = z_round(d);
+    for (size_t j = 0; j < Lp; j++) {
+        float *col = kp + (j / ZW) * dp * ZW + j % ZW;
+        for (size_t t = 0; t < d; t++)
+            col[t * ZW] = j < L ? k[j * ld + t] : 0.0f;
     }
-    return _mm512_reduce_add_ps(acc);
 }
 
-/* Fills scores[0..L) with scale * q.k_j and returns their maximum. */
-Z_FN static float z_scores(size_t L, size_t d, const float *q, const float *k, size_t ld,
-                           float scale, float *scores)
+/* S[r][16c..16c+16) = scale * q_r . keys of panel c < nv (nv = 1 or 2),
+ * for ZR rows: ZR*nv accumulators (16 independent FMA chains) plus nv key
+ * vectors and one broadcast of q[r][t]: 0.625 loads per FMA. Always
+ * inlined, so that each call's constant nv unrolls it without branches. */
+Z_INLINE void z_qk_tile(size_t d, const float *const qr[ZR], const float *kp, size_t pstride,
+                        float scale, float *s, size_t Lp, int nv)
 {
-    __m512 vmax = _mm512_set1_ps(-INFINITY), vs = _mm512_set1_ps(scale);
-    size_t j = 0;
-    for (; j + 16 <= L; j += 16) {
-        __m512 s = _mm512_mul_ps(z_dot16(d, q, k + j * ld, ld), vs);
-        _mm512_storeu_ps(scores + j, s);
-        vmax = _mm512_max_ps(vmax, s);
+    __m512 acc[ZR][2];
+#pragma GCC unroll 8
+    for (int r = 0; r < ZR; r++)
+#pragma GCC unroll 2
+        for (int c = 0; c < nv; c++)
+            acc[r][c] = _mm512_setzero_ps();
+    for (size_t t = 0; t < d; t++) {
+        /* Two named vectors, not an array: GCC keeps an array in memory. */
+        __m512 k0 = _mm512_load_ps(kp + t * ZW);
+        __m512 k1 = nv > 1 ? _mm512_load_ps(kp + pstride + t * ZW) : k0;
+#pragma GCC unroll 8
+        for (int r = 0; r < ZR; r++) {
+            __m512 qb = _mm512_set1_ps(qr[r][t]);
+            acc[r][0] = _mm512_fmadd_ps(qb, k0, acc[r][0]);
+            if (nv > 1)
+                acc[r][1] = _mm512_fmadd_ps(qb, k1, acc[r][1]);
+        }
     }
-    float mx = _mm512_reduce_max_ps(vmax);
-    for (; j < L; j++) {
-        scores[j] = z_dot1(d, q, k + j * ld) * scale;
-        mx = scores[j] > mx ? scores[j] : mx;
-    }
-    return mx;
+    __m512 vs = _mm512_set1_ps(scale);
+#pragma GCC unroll 8
+    for (int r = 0; r < ZR; r++)
+#pragma GCC unroll 2
+        for (int c = 0; c < nv; c++)
+            _mm512_store_ps(s + r * Lp + c * ZW, _mm512_mul_ps(acc[r][c], vs));
+}
+
+/* S for the ZR rows qr over all Lp keys: panels in pairs, then maybe one. */
+Z_FN static void z_qk_rows(size_t Lp, size_t d, const float *const qr[ZR], const float *kp,
+                           float scale, float *s)
+{
+    size_t np = Lp / ZW, pstride = z_round(d) * ZW, b = 0;
+    for (; b + 2 <= np; b += 2)
+        z_qk_tile(d, qr, kp + b * pstride, pstride, scale, s + b * ZW, Lp, 2);
+    if (b < np)
+        z_qk_tile(d, qr, kp + b * pstride, pstride, scale, s + b * ZW, Lp, 1);
+}
+
+/* The maximum of s[0..L). */
+Z_FN static float z_max(const float *s, size_t L)
+{
+    __m512 vmax = _mm512_set1_ps(-INFINITY);
+    for (size_t j = 0; j < L; j += ZW)
+        vmax = _mm512_max_ps(vmax, _mm512_mask_loadu_ps(vmax, z_mask(L - j), s + j));
+    return _mm512_reduce_max_ps(vmax);
 }
 
 /* scores[j] = exp(scores[j] - mx); returns their sum. */
@@ -285,107 +311,79 @@ Z_FN static float z_softmax_exp(float *scores, size_t L, float mx)
     return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
 }
 
-/* ---- attention: weighted sum of values ---------------------------------------- */
-
-/* out[c..c+64) = inv * sum_j e_j v_j: 4 column vectors, keys in pairs. */
-Z_FN static void z_pv4(size_t L, const float *e, const float *v, size_t ld, float inv, float *out)
+/* out_r = inv[r] * sum_{j<L} P[r][j] v_j for ZR rows of P (stride Lp) and
+ * nv column vectors of v (lanes m[c]): ZR*nv accumulators, each v_j vector
+ * loaded once for all rows, P[r][j] a broadcast load. Only the first nrows
+ * rows are stored. Always inlined, for the constant nv (see z_qk_tile). */
+Z_INLINE void z_pv_tile(size_t L, const float *p, size_t Lp, const float *v, size_t ld,
+                        const float inv[ZR], float *out, size_t ldo, size_t nrows,
+                        const __mmask16 m[2], int nv)
 {
-    __m512 a[8];
+    __m512 acc[ZR][2];
 #pragma GCC unroll 8
-    for (int i = 0; i < 8; i++)
-        a[i] = _mm512_setzero_ps();
-    size_t j = 0;
-    for (; j + 2 <= L; j += 2) {
-        __m512 p0 = _mm512_set1_ps(e[j]), p1 = _mm512_set1_ps(e[j + 1]);
-        const float *v0 = v + j * ld, *v1 = v0 + ld;
-#pragma GCC unroll 4
-        for (int c = 0; c < 4; c++) {
-            a[c] = _mm512_fmadd_ps(p0, _mm512_loadu_ps(v0 + c * ZW), a[c]);
-            a[4 + c] = _mm512_fmadd_ps(p1, _mm512_loadu_ps(v1 + c * ZW), a[4 + c]);
+    for (int r = 0; r < ZR; r++)
+#pragma GCC unroll 2
+        for (int c = 0; c < nv; c++)
+            acc[r][c] = _mm512_setzero_ps();
+    for (size_t j = 0; j < L; j++) {
+        __m512 v0 = _mm512_maskz_loadu_ps(m[0], v + j * ld);
+        __m512 v1 = nv > 1 ? _mm512_maskz_loadu_ps(m[1], v + j * ld + ZW) : v0;
+#pragma GCC unroll 8
+        for (int r = 0; r < ZR; r++) {
+            __m512 pb = _mm512_set1_ps(p[r * Lp + j]);
+            acc[r][0] = _mm512_fmadd_ps(pb, v0, acc[r][0]);
+            if (nv > 1)
+                acc[r][1] = _mm512_fmadd_ps(pb, v1, acc[r][1]);
         }
     }
-    if (j < L) {
-        __m512 p0 = _mm512_set1_ps(e[j]);
-#pragma GCC unroll 4
-        for (int c = 0; c < 4; c++)
-            a[c] = _mm512_fmadd_ps(p0, _mm512_loadu_ps(v + j * ld + c * ZW), a[c]);
-    }
-    __m512 vi = _mm512_set1_ps(inv);
-#pragma GCC unroll 4
-    for (int c = 0; c < 4; c++)
-        _mm512_storeu_ps(out + c * ZW, _mm512_mul_ps(_mm512_add_ps(a[c], a[4 + c]), vi));
-}
-
-/* 2 column vectors (d = 32 in BGE-small), keys in fours. */
-Z_FN static void z_pv2(size_t L, const float *e, const float *v, size_t ld, float inv, float *out)
-{
-    __m512 a[8];
 #pragma GCC unroll 8
-    for (int i = 0; i < 8; i++)
-        a[i] = _mm512_setzero_ps();
-    size_t j = 0;
-    for (; j + 4 <= L; j += 4) {
-#pragma GCC unroll 4
-        for (int kk = 0; kk < 4; kk++) {
-            __m512 p = _mm512_set1_ps(e[j + kk]);
-            const float *vj = v + (j + kk) * ld;
-            a[2 * kk] = _mm512_fmadd_ps(p, _mm512_loadu_ps(vj), a[2 * kk]);
-            a[2 * kk + 1] = _mm512_fmadd_ps(p, _mm512_loadu_ps(vj + ZW), a[2 * kk + 1]);
-        }
-    }
-    for (; j < L; j++) {
-        __m512 p = _mm512_set1_ps(e[j]);
-        a[0] = _mm512_fmadd_ps(p, _mm512_loadu_ps(v + j * ld), a[0]);
-        a[1] = _mm512_fmadd_ps(p, _mm512_loadu_ps(v + j * ld + ZW), a[1]);
-    }
-    __m512 vi = _mm512_set1_ps(inv);
-    __m512 lo = _mm512_add_ps(_mm512_add_ps(a[0], a[2]), _mm512_add_ps(a[4], a[6]));
-    __m512 hi = _mm512_add_ps(_mm512_add_ps(a[1], a[3]), _mm512_add_ps(a[5], a[7]));
-    _mm512_storeu_ps(out, _mm512_mul_ps(lo, vi));
-    _mm512_storeu_ps(out + ZW, _mm512_mul_ps(hi, vi));
+    for (size_t r = 0; r < ZR; r++)
+#pragma GCC unroll 2
+        for (int c = 0; c < nv; c++)
+            if (r < nrows)
+                _mm512_mask_storeu_ps(out + r * ldo + c * ZW, m[c],
+                                      _mm512_mul_ps(acc[r][c], _mm512_set1_ps(inv[r])));
 }
 
-/* One (possibly partial, lanes in m) column vector, keys in fours. */
-Z_FN static void z_pv1(size_t L, const float *e, const float *v, size_t ld, float inv, float *out,
-                       __mmask16 m)
-{
-    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-    size_t j = 0;
-    for (; j + 4 <= L; j += 4) {
-        const float *vj = v + j * ld;
-        a0 = _mm512_fmadd_ps(_mm512_set1_ps(e[j]), _mm512_maskz_loadu_ps(m, vj), a0);
-        a1 = _mm512_fmadd_ps(_mm512_set1_ps(e[j + 1]), _mm512_maskz_loadu_ps(m, vj + ld), a1);
-        a2 = _mm512_fmadd_ps(_mm512_set1_ps(e[j + 2]), _mm512_maskz_loadu_ps(m, vj + 2 * ld), a2);
-        a3 = _mm512_fmadd_ps(_mm512_set1_ps(e[j + 3]), _mm512_maskz_loadu_ps(m, vj + 3 * ld), a3);
-    }
-    for (; j < L; j++)
-        a0 = _mm512_fmadd_ps(_mm512_set1_ps(e[j]), _mm512_maskz_loadu_ps(m, v + j * ld), a0);
-    __m512 s = _mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3));
-    _mm512_mask_storeu_ps(out, m, _mm512_mul_ps(s, _mm512_set1_ps(inv)));
-}
-
-Z_FN static void z_pv(size_t L, size_t d, const float *e, const float *v, size_t ld, float inv,
-                      float *out)
+/* ZR output rows over all d columns: pairs of column vectors (the second
+ * maybe partial), then one partial vector if d leaves one. */
+Z_FN static void z_pv_rows(size_t L, size_t d, const float *p, size_t Lp, const float *v,
+                           size_t ld, const float inv[ZR], float *out, size_t ldo, size_t nrows)
 {
     size_t c = 0;
-    for (; c + 4 * ZW <= d; c += 4 * ZW)
-        z_pv4(L, e, v + c, ld, inv, out + c);
-    if (c + 2 * ZW <= d) {
-        z_pv2(L, e, v + c, ld, inv, out + c);
-        c += 2 * ZW;
+    for (; c + ZW < d; c += 2 * ZW) {
+        const __mmask16 m[2] = {0xFFFF, z_mask(d - c - ZW)};
+        z_pv_tile(L, p, Lp, v + c, ld, inv, out + c, ldo, nrows, m, 2);
     }
-    for (; c < d; c += ZW)
-        z_pv1(L, e, v + c, ld, inv, out + c, z_mask(d - c));
+    if (c < d) {
+        const __mmask16 m[2] = {z_mask(d - c), 0};
+        z_pv_tile(L, p, Lp, v + c, ld, inv, out + c, ldo, nrows, m, 1);
+    }
 }
 
 Z_FN static void z_attention_head(size_t L, size_t d, const float *q, const float *k,
                                   const float *v, size_t ld, float *out, size_t ldo, float scale,
                                   float *scores)
 {
-    for (size_t i = 0; i < L; i++) {
-        float mx = z_scores(L, d, q + i * ld, k, ld, scale, scores);
-        float sum = z_softmax_exp(scores, L, mx);
-        z_pv(L, d, scores, v, ld, 1.0f / sum, out + i * ldo);
+    size_t Lp = z_round(L);
+    float *kp = scores + ZB * Lp;
+    z_pack_k(L, d, k, ld, kp);
+    for (size_t i0 = 0; i0 < L; i0 += ZB) {
+        for (size_t g = 0; g < ZB; g += ZR) {
+            const float *qr[ZR];
+            for (size_t r = 0; r < ZR; r++) /* rows past L: the last row again */
+                qr[r] = q + (i0 + g + r < L ? i0 + g + r : L - 1) * ld;
+            z_qk_rows(Lp, d, qr, kp, scale, scores + g * Lp);
+        }
+        float inv[ZB] = {0}; /* rows past L: no softmax, nothing stored */
+        for (size_t r = 0; r < ZB && i0 + r < L; r++) {
+            float *s = scores + r * Lp;
+            inv[r] = 1.0f / z_softmax_exp(s, L, z_max(s, L));
+        }
+        for (size_t g = 0; g < ZB && i0 + g < L; g += ZR) {
+            size_t n = L - i0 - g < ZR ? L - i0 - g : ZR;
+            z_pv_rows(L, d, scores + g * Lp, Lp, v, ld, inv + g, out + (i0 + g) * ldo, ldo, n);
+        }
     }
 }
 
@@ -407,22 +405,22 @@ Z_FN void kern_avx512_erf_n(const float *x, float *y, size_t n)
     }
 }
 
-/* Two AVX-512 tables that differ only in the bf16 GEMM: kern_select()
- * hands out the second where the CPU has AVX512_BF16. */
-#define Z_OPS(bf16_fn, native)                                                              \
-    {.isa = KERN_AVX512,                                                                    \
-     .name = "avx512",                                                                      \
-     .gemm_bt = kern_ref_gemm_bt,                                                           \
-     .gemm_packed = kern_avx512_gemm_packed,                                                \
-     .gemm_packed_cols = kern_avx512_gemm_packed_cols,                                      \
-     .gelu = z_gelu,                                                                        \
-     .add_layernorm = z_add_layernorm,                                                      \
-     .attention_head = z_attention_head,                                                    \
-     .gemm_bf16_cols = bf16_fn,                                                             \
-     .bf16_native = native,                                                                 \
-     .bf16_rows = kern_avx512_bf16_rows}
-
-const kern_ops kern_avx512_ops = Z_OPS(kern_avx512_gemm_bf16_cols, 0);
-const kern_ops kern_avx512bf16_ops = Z_OPS(kern_avx512bf16_gemm_bf16_cols, 1);
+/* The AVX-512F table: bf16 widened to fp32, int8 on 16-bit products.
+ * kern_select() copies it and swaps in the AVX512_BF16, AVX512-VNNI and AMX
+ * GEMMs where the CPU has them and BGEICL_ISA allows. */
+const kern_ops kern_avx512_ops = {.isa = KERN_AVX512,
+                                  .name = "avx512",
+                                  .gemm_bt = kern_ref_gemm_bt,
+                                  .gemm_packed = kern_avx512_gemm_packed,
+                                  .gemm_packed_cols = kern_avx512_gemm_packed_cols,
+                                  .gelu = z_gelu,
+                                  .add_layernorm = z_add_layernorm,
+                                  .attention_head = z_attention_head,
+                                  .gemm_bf16_cols = kern_avx512_gemm_bf16_cols,
+                                  .bf16_rows = kern_avx512_bf16_rows,
+                                  .gemm_i8_cols = kern_avx2_gemm_i8_cols,
+                                  .i8_quant_rows = kern_avx512_i8_quant_rows,
+                                  .bf16_impl = "avx512f",
+                                  .i8_impl = "avx2"};
 
 #endif

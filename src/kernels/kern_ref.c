@@ -11,6 +11,7 @@
 #include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
+#include <pthread.h>
 #include <string.h>
 
 #if KERN_X86
@@ -110,7 +111,11 @@ static const kern_ops ref_ops = {.isa = KERN_SCALAR,
                                  .add_layernorm = kern_ref_add_layernorm,
                                  .attention_head = kern_ref_attention_head,
                                  .gemm_bf16_cols = kern_ref_gemm_bf16_cols,
-                                 .bf16_rows = kern_bf16_rows};
+                                 .bf16_rows = kern_bf16_rows,
+                                 .gemm_i8_cols = kern_ref_gemm_i8_cols,
+                                 .i8_quant_rows = kern_i8_quant_rows,
+                                 .bf16_impl = "scalar",
+                                 .i8_impl = "scalar"};
 
 #if KERN_X86
 static const kern_ops *const tables[] = {&ref_ops, &kern_avx2_ops, &kern_avx512_ops};
@@ -149,7 +154,7 @@ kern_isa kern_detect(void)
             want = KERN_SCALAR;
         else if (!strcmp(cap, "avx2"))
             want = KERN_AVX2;
-        else if (!strcmp(cap, "avx512") || !strcmp(cap, "avx512f"))
+        else if (!strcmp(cap, "avx512") || !strcmp(cap, "avx512f") || !strcmp(cap, "amx"))
             want = KERN_AVX512;
         if (want < best)
             best = want;
@@ -157,21 +162,61 @@ kern_isa kern_detect(void)
     return best;
 }
 
-int kern_has_avx512bf16(void)
+/* CPUID leaf 7 subleaf `sub`, register `reg` (0 EAX .. 3 EDX), bit `bit`,
+ * on a CPU with AVX-512 (so that the OS saves the zmm state); older
+ * compilers' cpu_supports does not know these names. */
+static int avx512_cpuid_bit(unsigned sub, int reg, int bit)
 {
 #if KERN_X86
-    /* CPUID leaf 7, subleaf 1, EAX bit 5; older compilers' cpu_supports
-     * does not know the name. The OS must save the zmm state, which the
-     * AVX-512F check of hw_isa() already covers. */
-    unsigned a, b, c, d;
+    unsigned r[4];
     if (hw_isa() != KERN_AVX512 || __get_cpuid_max(0, NULL) < 7)
         return 0;
-    __cpuid_count(7, 1, a, b, c, d);
-    return (int)((a >> 5) & 1u);
+    __cpuid_count(7, sub, r[0], r[1], r[2], r[3]);
+    return (int)((r[reg] >> bit) & 1u);
 #else
+    (void)sub, (void)reg, (void)bit;
     return 0;
 #endif
 }
+
+int kern_has_avx512bf16(void) { return avx512_cpuid_bit(1, 0, 5); }
+int kern_has_avx512vnni(void) { return avx512_cpuid_bit(0, 2, 11); }
+
+#if KERN_X86
+/* The AVX-512 tables by extension level: 0 AVX-512F/BW/VL only
+ * (BGEICL_ISA=avx512f), 1 with AVX512_BF16 and AVX512-VNNI where present
+ * (BGEICL_ISA=avx512), 2 with AMX too where usable (the default). */
+static kern_ops avx512_ext[3];
+static pthread_once_t avx512_once = PTHREAD_ONCE_INIT;
+
+static void build_avx512_tables(void)
+{
+    for (int lvl = 0; lvl < 3; lvl++) {
+        kern_ops *t = &avx512_ext[lvl];
+        *t = kern_avx512_ops;
+        if (lvl >= 1 && kern_has_avx512bf16())
+            t->gemm_bf16_cols = kern_avx512bf16_gemm_bf16_cols, t->bf16_native = 1,
+            t->bf16_impl = "avx512-bf16";
+        if (lvl >= 1 && kern_has_avx512vnni())
+            t->gemm_i8_cols = kern_avx512vnni_gemm_i8_cols, t->i8_impl = "avx512-vnni";
+        if (lvl >= 2 && kern_amx_usable())
+            t->gemm_bf16_cols = kern_amx_gemm_bf16_cols, t->bf16_native = 1,
+            t->bf16_impl = "amx-bf16", t->gemm_i8_cols = kern_amx_gemm_i8_cols,
+            t->i8_impl = "amx-int8";
+    }
+}
+
+/* The extension level BGEICL_ISA allows. */
+static int avx512_level(void)
+{
+    const char *cap = getenv("BGEICL_ISA");
+    if (cap && !strcmp(cap, "avx512f"))
+        return 0;
+    if (cap && !strcmp(cap, "avx512"))
+        return 1;
+    return 2;
+}
+#endif
 
 const kern_ops *kern_select(kern_isa isa)
 {
@@ -183,11 +228,10 @@ const kern_ops *kern_select(kern_isa isa)
     kern_isa hw = hw_isa();
     isa = isa > hw ? hw : isa;
 #if KERN_X86
-    /* BGEICL_ISA=avx512f: AVX-512 without the bf16 dot product, so that
-     * the widening path can be run on a CPU that has both. */
-    const char *cap = getenv("BGEICL_ISA");
-    if (isa == KERN_AVX512 && kern_has_avx512bf16() && !(cap && !strcmp(cap, "avx512f")))
-        return &kern_avx512bf16_ops;
+    if (isa == KERN_AVX512) {
+        pthread_once(&avx512_once, build_avx512_tables);
+        return &avx512_ext[avx512_level()];
+    }
 #endif
     return tables[isa];
 }

@@ -2,13 +2,17 @@
  * model.h - a BERT-family encoder as loaded from a Hugging Face folder:
  * config.json, the pooling config, and model.safetensors.
  *
- * Weights are copied once at load into one 64-byte aligned block, converted
- * to fp32 and pre-packed for the forward pass:
+ * Weights are copied once at load, converted to fp32, into 64-byte aligned
+ * blocks: one for the embeddings and every vector, and one per layer for
+ * its four matrices, so that an engine that keeps its own packed copy can
+ * free them layer by layer (model_drop_linear). Pre-arranged for the
+ * forward pass:
  *   - q, k and v projections are concatenated into one (3*hidden, hidden)
  *     matrix, so that one GEMM over all tokens makes Q, K and V;
  *   - every matrix keeps PyTorch's nn.Linear layout (out, in), row-major,
  *     so y = x W^T + b.
- * After model_load returns, a model_weights is read-only.
+ * After model_load returns, a model_weights is read-only but for
+ * model_drop_linear.
  */
 #ifndef MODEL_H
 #define MODEL_H
@@ -51,6 +55,7 @@ typedef struct layer_weights {
     const float *ffn_out_b;  /* (hidden) */
     const float *ln2_g;      /* (hidden) output.LayerNorm */
     const float *ln2_b;
+    float *linear;           /* owns the four matrices; NULL once dropped */
 } layer_weights;
 
 typedef struct model_weights {
@@ -60,13 +65,14 @@ typedef struct model_weights {
     const float *emb_ln_g;   /* (hidden) */
     const float *emb_ln_b;
     layer_weights *layer;    /* (layers) */
-    float *block;            /* owns all the arrays above */
+    float *block;            /* owns all the arrays above but the matrices */
     size_t block_floats;
 } model_weights;
 
 typedef struct model {
     model_config cfg;
     model_weights w;
+    struct model_src *src; /* the open file while matrices load on demand */
 } model;
 
 /* Parses config.json (and the optional pooling / sentence-transformers
@@ -77,6 +83,23 @@ bgeicl_code model_config_load(const char *dir, model_config *cfg, bg_err *err);
  * prefix. A missing tensor, a wrong shape or an unsupported dtype fails with
  * an error naming model.safetensors and the tensor. */
 bgeicl_code model_load(const char *dir, model **out, bg_err *err);
+/* model_load with lazy = 0. With lazy = 1 the layers' matrices are left
+ * in the file, which stays open (mapped, but not resident) until
+ * model_close_file, and are read per layer by model_load_linear: an engine
+ * that packs them its own way then holds one layer's fp32 copy at a time
+ * rather than the whole model's. Lazily, F32 word embeddings are also read
+ * in place from the map (only the rows of tokens that occur become
+ * resident), and the map then stays until model_free; the file must not
+ * change while a model is open. */
+bgeicl_code model_open(const char *dir, int lazy, model **out, bg_err *err);
+/* Reads layer l's four matrices from the file if they are not in memory;
+ * errors as model_load's. */
+bgeicl_code model_load_linear(model *m, size_t l, bg_err *err);
+/* Frees layer l's four matrices (their pointers become NULL), for an
+ * engine that has made its own copy of them. */
+void model_drop_linear(model *m, size_t l);
+/* Closes the file of a lazy model; its missing matrices stay missing. */
+void model_close_file(model *m);
 void model_free(model *m);
 
 #endif

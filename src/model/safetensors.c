@@ -320,6 +320,20 @@ static float half_to_float(uint16_t h)
     return f;
 }
 
+/* Drops the map's pages that lie wholly inside t's bytes from this
+ * process's resident set once they are converted: the copy is what the
+ * model keeps, and a model read twice over would otherwise hold the file
+ * resident beside it until st_close. The pages stay in the page cache and
+ * a later read faults them back in, so this only trims memory. */
+static void release_pages(const st_tensor *t)
+{
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t lo = ((uintptr_t)t->data + page - 1) & ~(page - 1);
+    uintptr_t hi = ((uintptr_t)t->data + t->nbytes) & ~(page - 1);
+    if (hi > lo)
+        madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
 bgeicl_code st_to_f32(const st_file *f, const st_tensor *t, float *dst, size_t count, bg_err *err)
 {
     size_t esize = t->dtype == ST_F32 ? 4 : 2;
@@ -350,5 +364,6 @@ bgeicl_code st_to_f32(const st_file *f, const st_tensor *t, float *dst, size_t c
     default:
         break;
     }
+    release_pages(t);
     return BGEICL_OK;
 }

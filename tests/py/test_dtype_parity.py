@@ -1,12 +1,14 @@
-"""Reduced-precision parity: `--dtype bf16` against sentence-transformers fp32.
+"""Reduced-precision parity: `--dtype bf16` and `--dtype int8` against
+sentence-transformers fp32.
 
 For each model, every text of a 200-text stride over the parity corpus must
-reach cosine >= 0.999 with the fp32 reference, on the best kernels of this CPU and with each
-BGEICL_ISA cap below them (avx512f: AVX-512 without the AVX512_BF16 dot
-product; avx2; scalar). The minimum per model and ISA is printed so that it
-can be reported. BGEICL_PARITY_LIMIT caps the corpus as in
-test_embedding_parity.py; the scalar bf16 GEMM is plain C, so that path
-gets every fourth of those texts.
+reach cosine >= 0.999 (bf16) or >= 0.99 (int8) with the fp32 reference, on
+the best kernels of this CPU (AMX where present) and with each BGEICL_ISA
+cap below them that selects other GEMMs (avx512: AVX512_BF16 and
+AVX512-VNNI without AMX; avx512f: neither; avx2; scalar). The minimum per
+model, dtype and ISA is printed so that it can be reported.
+BGEICL_PARITY_LIMIT caps the corpus as in test_embedding_parity.py; the
+scalar GEMMs are plain C, so that path gets every fourth of those texts.
 """
 import os
 
@@ -16,7 +18,7 @@ import pytest
 from conftest import MODELS, model_dir
 from test_embedding_parity import cosines, reference, texts  # noqa: F401 (fixture)
 
-MIN_COSINE = {"bf16": 0.999}
+MIN_COSINE = {"bf16": 0.999, "int8": 0.99}
 
 
 def cpu_flags():
@@ -34,7 +36,9 @@ def isa_caps():
     """None (the best), then each lower path this CPU can run."""
     flags = cpu_flags()
     caps = [None]
-    if "avx512_bf16" in flags:
+    if "amx_int8" in flags and ("avx512_bf16" in flags or "avx512_vnni" in flags):
+        caps.append("avx512")
+    if "avx512_bf16" in flags or "avx512_vnni" in flags or "amx_int8" in flags:
         caps.append("avx512f")
     if "avx2" in flags and "avx512f" in flags:
         caps.append("avx2")
@@ -97,7 +101,7 @@ def test_dtype_matches_fp32_reference(bin_path, dtype_texts, refs, name, dtype, 
 def test_info_reports_dtype(bin_path):
     import json
     import subprocess
-    for dtype in ["fp32", "bf16"]:
+    for dtype in ["fp32", "bf16", "int8"]:
         out = subprocess.run([bin_path, "info", "--model", str(model_dir(MODELS[0])),
                               "--dtype", dtype], capture_output=True, check=True).stdout
         assert json.loads(out)["dtype"] == dtype

@@ -29,6 +29,7 @@
 #include <stdint.h>
 
 #include "harness.h"
+#include "test_rand.h"
 #include "kernels/kern.h"
 #include "kernels/kern_internal.h"
 
@@ -47,22 +48,6 @@ static double worst_ln[3], worst_erf[3], worst_exp_ulp[3], worst_gemm[3];
 static double worst_bf16[4]; /* per bf16 GEMM implementation (bf16_impls) */
 
 /* ---- helpers ------------------------------------------------------------- */
-
-static uint64_t rng = 0x9E3779B97F4A7C15ull;
-
-/* splitmix64: deterministic, so a failure reproduces. */
-static uint64_t rnd_u64(void)
-{
-    uint64_t z = (rng += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static float rnd(float lo, float hi)
-{
-    return lo + (hi - lo) * (float)((double)(rnd_u64() >> 11) / 9007199254740992.0);
-}
 
 static float *alloc_f(size_t n)
 {
@@ -139,17 +124,28 @@ TEST(tables)
         CHECK((k->gemm_packed_cols != NULL) == (i != KERN_SCALAR));
         CHECK(k->gemm_bf16_cols != NULL); /* every table, the reference too */
         CHECK(k->bf16_rows != NULL);
-        CHECK(k->bf16_native == (i == KERN_AVX512 && kern_has_avx512bf16()));
+        CHECK(k->bf16_native ==
+              (i == KERN_AVX512 && (kern_has_avx512bf16() || kern_amx_usable())));
+        CHECK(k->gemm_i8_cols && k->i8_quant_rows && k->bf16_impl && k->i8_impl);
     }
     CHECK(table(KERN_SCALAR)->gemm_bf16_cols == kern_ref_gemm_bf16_cols);
 #if KERN_X86
     if (hw_isa == KERN_AVX512) {
-        /* BGEICL_ISA=avx512f keeps AVX-512 but not the bf16 dot product. */
+        /* BGEICL_ISA=avx512f keeps AVX-512 but not the bf16 dot product;
+         * avx512 adds it where present; amx (the default) adds AMX. */
         setenv("BGEICL_ISA", "avx512f", 1);
         CHECK_EQ_INT(kern_detect(), KERN_AVX512);
         CHECK(kern_select(KERN_AVX512)->gemm_bf16_cols == kern_avx512_gemm_bf16_cols);
         CHECK(!kern_select(KERN_AVX512)->bf16_native);
+        setenv("BGEICL_ISA", "avx512", 1);
+        CHECK(kern_select(KERN_AVX512)->gemm_bf16_cols ==
+              (kern_has_avx512bf16() ? kern_avx512bf16_gemm_bf16_cols
+                                     : kern_avx512_gemm_bf16_cols));
         unsetenv("BGEICL_ISA");
+        CHECK(kern_select(KERN_AVX512)->gemm_bf16_cols ==
+              (kern_amx_usable() ? kern_amx_gemm_bf16_cols
+               : kern_has_avx512bf16() ? kern_avx512bf16_gemm_bf16_cols
+                                       : kern_avx512_gemm_bf16_cols));
     }
 #endif
     CHECK(table(KERN_SCALAR)->gelu == kern_ref_gelu);
@@ -184,12 +180,13 @@ static void attention_exact(size_t L, size_t d, const float *q, const float *k, 
     free(s);
 }
 
-/* Runs one head through `k` with an exactly-L scratch and an output whose
- * row padding holds a sentinel; returns 0 if the padding was touched. */
+/* Runs one head through `k` with a scratch of exactly the size kern.h
+ * states and an output whose row padding holds a sentinel; returns 0 if the
+ * padding was touched. */
 static int run_attention(const kern_ops *k, size_t L, size_t d, const float *qkv, size_t ld,
                          float *out, size_t ldo, float scale)
 {
-    float *scores = alloc_f(L);
+    float *scores = aligned_alloc(64, (kern_attention_scratch(L, d) * sizeof(float) + 63) & ~63);
     for (size_t i = 0; i < L * ldo; i++)
         out[i] = -12345.0f;
     k->attention_head(L, d, qkv, qkv + d, qkv + 2 * d, ld, out, ldo, scale, scores);
