@@ -126,12 +126,16 @@ typedef struct bgeicl_model_info {
     const char *architecture;   /* e.g. "BertModel" */
     const char *query_instruction; /* prepended to queries, "" if none */
     const char *isa;            /* kernel set in use: "avx512", "avx2" or "scalar" */
-    const char *dtype;          /* "fp32" or "bf16" (bgeicl_dtype_name) */
+    const char *dtype;          /* "fp32", "bf16" or "int8" (bgeicl_dtype_name) */
     size_t dim;                 /* embedding dimension */
     size_t max_tokens;          /* max sequence length, special tokens included */
     size_t layers, heads, intermediate, vocab_size;
     bgeicl_pooling pooling;
     int threads;
+    /* The linear layers' GEMM for the dtype in use: "openblas", "avx2" or
+     * "avx512" (fp32); "amx-bf16", "avx512-bf16", "avx512f", "avx2" or
+     * "scalar" (bf16); "amx-int8", "avx512-vnni", "avx2" or "scalar" (int8). */
+    const char *gemm;
 } bgeicl_model_info;
 
 void bgeicl_model_info_get(const bgeicl_model *model, bgeicl_model_info *info);

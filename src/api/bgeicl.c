@@ -125,7 +125,12 @@ void bgeicl_model_info_get(const bgeicl_model *bm, bgeicl_model_info *info)
     info->hf_id = c->hf_id;
     info->architecture = c->architecture;
     info->query_instruction = c->query_instruction;
-    info->isa = engine_kernels(bm->eng)->name;
+    const kern_ops *k = engine_kernels(bm->eng);
+    info->isa = k->name;
+    info->gemm = bm->dtype == BGEICL_DTYPE_INT8   ? k->i8_impl
+                 : bm->dtype == BGEICL_DTYPE_BF16 ? k->bf16_impl
+                 : k->gemm_packed                 ? k->name
+                                                  : "openblas";
     info->dtype = bgeicl_dtype_name(bm->dtype);
     info->dim = c->hidden;
     info->max_tokens = c->max_seq_len;

@@ -29,6 +29,7 @@ static char *info_json(const bgeicl_model_info *mi)
     cJSON_AddStringToObject(o, "query_instruction", mi->query_instruction);
     cJSON_AddStringToObject(o, "dtype", mi->dtype);
     cJSON_AddStringToObject(o, "isa", mi->isa);
+    cJSON_AddStringToObject(o, "gemm", mi->gemm);
     cJSON_AddNumberToObject(o, "threads", mi->threads);
     cJSON_AddStringToObject(o, "version", bgeicl_version());
     char *s = cJSON_PrintUnformatted(o);

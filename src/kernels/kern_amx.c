@@ -152,6 +152,33 @@ static inline const uint8_t *a_tile(const uint8_t *src, size_t ld, size_t rows,
         }                                                                                      \
     } while (0)
 
+/* The k loop of a block, ks steps: A tiles from A + s TROW (a_tile copies
+ * a tail of fewer than 16 rows), B tiles one TILE of bytes further per
+ * step in each panel, then the tile products DP (_tile_dpbusd or
+ * _tile_dpbf16ps) into the C tiles the block uses. */
+#define AMX_K_LOOP(DP, A, lda, mr, B, B1, ks, scr, two_rows, two_panels)                        \
+    for (size_t s = 0; s < (ks); s++) {                                                        \
+        size_t st0, st1 = 0;                                                                   \
+        const uint8_t *a0 = a_tile((A) + s * TROW, (lda), (mr), (scr), &st0), *a1 = NULL;      \
+        if (two_rows)                                                                          \
+            a1 = a_tile((A) + 16 * (lda) + s * TROW, (lda), (mr) - 16, (scr) + TILE, &st1);    \
+        AMX_MEM_BARRIER();                                                                     \
+        _tile_loadd(4, a0, st0);                                                               \
+        _tile_loadd(6, (const char *)(B) + s * TILE, TROW);                                    \
+        if (two_panels)                                                                        \
+            _tile_loadd(7, (const char *)(B1) + s * TILE, TROW);                               \
+        if (two_rows)                                                                          \
+            _tile_loadd(5, a1, st1);                                                           \
+        DP(0, 4, 6);                                                                           \
+        if (two_panels)                                                                        \
+            DP(1, 4, 7);                                                                       \
+        if (two_rows) {                                                                        \
+            DP(2, 5, 6);                                                                       \
+            if (two_panels)                                                                    \
+                DP(3, 5, 7);                                                                   \
+        }                                                                                      \
+    }
+
 /* ---- int8: tdpbusd ----------------------------------------------------------------------- */
 
 /* The int32 sums of an mr x (16 np) block (mr <= 32, np <= 2) over ks k
@@ -166,27 +193,7 @@ AMX_FN static void i8_block(size_t mr, size_t np, size_t ks, const uint8_t *A, s
     _tile_zero(1);
     _tile_zero(2);
     _tile_zero(3);
-    for (size_t s = 0; s < ks; s++) {
-        size_t st0, st1 = 0;
-        const uint8_t *a0 = a_tile(A + s * TROW, lda, mr, scr, &st0), *a1 = NULL;
-        if (two_rows)
-            a1 = a_tile(A + 16 * lda + s * TROW, lda, mr - 16, scr + TILE, &st1);
-        AMX_MEM_BARRIER();
-        _tile_loadd(4, a0, st0);
-        _tile_loadd(6, B + s * TILE, TROW);
-        if (two_panels)
-            _tile_loadd(7, B1 + s * TILE, TROW);
-        if (two_rows)
-            _tile_loadd(5, a1, st1);
-        _tile_dpbusd(0, 4, 6);
-        if (two_panels)
-            _tile_dpbusd(1, 4, 7);
-        if (two_rows) {
-            _tile_dpbusd(2, 5, 6);
-            if (two_panels)
-                _tile_dpbusd(3, 5, 7);
-        }
-    }
+    AMX_K_LOOP(_tile_dpbusd, A, lda, mr, B, B1, ks, scr, two_rows, two_panels);
     STORE_C(acc, two_rows, two_panels);
 }
 
@@ -233,27 +240,7 @@ AMX_FN static void bf_block(size_t mr, size_t np, size_t ks, const uint8_t *A, s
     _tile_loadd(1, bt + 16, 128);
     _tile_loadd(2, bt, 128);
     _tile_loadd(3, bt + 16, 128);
-    for (size_t s = 0; s < ks; s++) {
-        size_t st0, st1 = 0;
-        const uint8_t *a0 = a_tile(A + s * TROW, lda, mr, scr, &st0), *a1 = NULL;
-        if (two_rows)
-            a1 = a_tile(A + 16 * lda + s * TROW, lda, mr - 16, scr + TILE, &st1);
-        AMX_MEM_BARRIER();
-        _tile_loadd(4, a0, st0);
-        _tile_loadd(6, B + s * (TILE / 2), TROW);
-        if (two_panels)
-            _tile_loadd(7, B1 + s * (TILE / 2), TROW);
-        if (two_rows)
-            _tile_loadd(5, a1, st1);
-        _tile_dpbf16ps(0, 4, 6);
-        if (two_panels)
-            _tile_dpbf16ps(1, 4, 7);
-        if (two_rows) {
-            _tile_dpbf16ps(2, 5, 6);
-            if (two_panels)
-                _tile_dpbf16ps(3, 5, 7);
-        }
-    }
+    AMX_K_LOOP(_tile_dpbf16ps, A, lda, mr, B, B1, ks, scr, two_rows, two_panels);
     STORE_C(acc, two_rows, two_panels);
 }
 

@@ -59,6 +59,7 @@ void route_info(srv_exchange *x)
     kv_str(b, "pooling", i->pooling == BGEICL_POOL_CLS ? "cls" : "mean");
     kv_str(b, "dtype", i->dtype);
     kv_str(b, "isa", i->isa);
+    kv_str(b, "gemm", i->gemm);
     kv_str(b, "version", bgeicl_version());
     kv_str(b, "query_instruction", i->query_instruction);
     met_buf_printf(b,

@@ -101,10 +101,22 @@ def test_dtype_matches_fp32_reference(bin_path, dtype_texts, refs, name, dtype, 
 def test_info_reports_dtype(bin_path):
     import json
     import subprocess
+    flags = cpu_flags()
+    best = {"fp32": "avx512" if "avx512f" in flags else "avx2",
+            "bf16": "amx-bf16" if "amx_bf16" in flags else None,
+            "int8": "amx-int8" if "amx_int8" in flags else None}
+    scalar = {"fp32": "openblas", "bf16": "scalar", "int8": "scalar"}
     for dtype in ["fp32", "bf16", "int8"]:
         out = subprocess.run([bin_path, "info", "--model", str(model_dir(MODELS[0])),
                               "--dtype", dtype], capture_output=True, check=True).stdout
-        assert json.loads(out)["dtype"] == dtype
+        info = json.loads(out)
+        assert info["dtype"] == dtype
+        if best[dtype]:  # the GEMM named is the one the CPU's best path has
+            assert info["gemm"] == best[dtype], info
+        env = dict(os.environ, BGEICL_ISA="scalar")
+        out = subprocess.run([bin_path, "info", "--model", str(model_dir(MODELS[0])),
+                              "--dtype", dtype], capture_output=True, check=True, env=env).stdout
+        assert json.loads(out)["gemm"] == scalar[dtype]
     bad = subprocess.run([bin_path, "info", "--model", str(model_dir(MODELS[0])),
                           "--dtype", "fp8"], capture_output=True)
     assert bad.returncode == 2 and b"--dtype" in bad.stderr

@@ -732,6 +732,7 @@ def test_info(srv):
     assert j["dimensions"] == DIM and j["max_input_tokens"] == MAX_TOKENS
     assert j["pooling"] == "cls" and j["dtype"] == "fp32"
     assert j["isa"] in ("avx512", "avx2", "scalar")
+    assert j["gemm"] in ("avx512", "avx2", "openblas")  # fp32: the packed GEMM of the ISA
     assert j["threads"] == 2
     assert isinstance(j["version"], str) and j["version"]
     assert j["query_instruction"] == QUERY_INSTRUCTION

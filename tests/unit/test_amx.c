@@ -213,26 +213,57 @@ static int i8_check(const i8_case *c, size_t n0, size_t n1, const float *bias)
     return ok;
 }
 
+/* Every shape of Ms x Ns x Ks whose column ranges col_ranges keeps: a case
+ * is made (ld_extra of row padding on every other M), checked on each range
+ * with its bias and, on the first two of several, without; returns the
+ * number of checks. Shared by the int8 and bf16 tests through these hooks. */
+typedef struct shape_hooks {
+    const size_t *Ks;
+    size_t nk, ld_extra, case_size;
+    void (*make)(void *c, size_t M, size_t N, size_t K, size_t ld_extra);
+    int (*check)(const void *c, size_t n0, size_t n1, int with_bias);
+    void (*free)(void *c);
+} shape_hooks;
+
+static size_t run_shapes(const shape_hooks *h)
+{
+    size_t ncase = 0;
+    void *c = xmalloc(h->case_size);
+    for (size_t a = 0; a < NUM(Ms); a++)
+        for (size_t b = 0; b < NUM(Ns); b++)
+            for (size_t k = 0; k < h->nk; k++) {
+                size_t r[8][2], nr = col_ranges(Ns[b], Ms[a], h->Ks[k], r);
+                if (!nr)
+                    continue;
+                h->make(c, Ms[a], Ns[b], h->Ks[k], (a & 1) ? h->ld_extra : 0);
+                for (size_t i = 0; i < nr; i++) {
+                    CHECK(h->check(c, r[i][0], r[i][1], 1));
+                    if (nr > 1 && i < 2)
+                        CHECK(h->check(c, r[i][0], r[i][1], 0));
+                    ncase++;
+                }
+                h->free(c);
+            }
+    free(c);
+    return ncase;
+}
+
+static void i8_make_hook(void *c, size_t M, size_t N, size_t K, size_t e)
+{
+    i8_case_make(c, M, N, K, e);
+}
+static int i8_check_hook(const void *c, size_t n0, size_t n1, int with_bias)
+{
+    return i8_check(c, n0, n1, with_bias ? ((const i8_case *)c)->bias : NULL);
+}
+static void i8_free_hook(void *c) { i8_case_free(c); }
+
 TEST(test_amx_i8_exact)
 {
     static const size_t Ks[] = {64, 100, 384, 1536};
-    size_t ncase = 0;
-    for (size_t a = 0; a < NUM(Ms); a++)
-        for (size_t b = 0; b < NUM(Ns); b++)
-            for (size_t k = 0; k < NUM(Ks); k++) {
-                size_t r[8][2], nr = col_ranges(Ns[b], Ms[a], Ks[k], r);
-                if (!nr)
-                    continue;
-                i8_case c;
-                i8_case_make(&c, Ms[a], Ns[b], Ks[k], (a & 1) ? 64 : 0);
-                for (size_t i = 0; i < nr; i++) {
-                    CHECK(i8_check(&c, r[i][0], r[i][1], c.bias));
-                    if (nr > 1 && i < 2)
-                        CHECK(i8_check(&c, r[i][0], r[i][1], NULL));
-                    ncase++;
-                }
-                i8_case_free(&c);
-            }
+    shape_hooks h = {Ks, NUM(Ks), 64, sizeof(i8_case), i8_make_hook, i8_check_hook,
+                     i8_free_hook};
+    size_t ncase = run_shapes(&h);
     printf("amx: int8 bit-identical to the reference on %zu shape/column cases\n", ncase);
 }
 
@@ -363,26 +394,22 @@ static int bf_check(const bf_case *c, size_t n0, size_t n1, const float *bias)
     return ok;
 }
 
+static void bf_make_hook(void *c, size_t M, size_t N, size_t K, size_t e)
+{
+    bf_case_make(c, M, N, K, e);
+}
+static int bf_check_hook(const void *c, size_t n0, size_t n1, int with_bias)
+{
+    return bf_check(c, n0, n1, with_bias ? ((const bf_case *)c)->bias : NULL);
+}
+static void bf_free_hook(void *c) { bf_case_free(c); }
+
 TEST(test_amx_bf16)
 {
     static const size_t Ks[] = {32, 64, 384, 1536};
-    size_t ncase = 0;
-    for (size_t a = 0; a < NUM(Ms); a++)
-        for (size_t b = 0; b < NUM(Ns); b++)
-            for (size_t k = 0; k < NUM(Ks); k++) {
-                size_t r[8][2], nr = col_ranges(Ns[b], Ms[a], Ks[k], r);
-                if (!nr)
-                    continue;
-                bf_case c;
-                bf_case_make(&c, Ms[a], Ns[b], Ks[k], (a & 1) ? 16 : 0);
-                for (size_t i = 0; i < nr; i++) {
-                    CHECK(bf_check(&c, r[i][0], r[i][1], c.bias));
-                    if (nr > 1 && i < 2)
-                        CHECK(bf_check(&c, r[i][0], r[i][1], NULL));
-                    ncase++;
-                }
-                bf_case_free(&c);
-            }
+    shape_hooks h = {Ks, NUM(Ks), 16, sizeof(bf_case), bf_make_hook, bf_check_hook,
+                     bf_free_hook};
+    size_t ncase = run_shapes(&h);
     printf("amx: bf16 within %g of the reference on %zu shape/column cases; "
            "largest relative error %.3g\n",
            TOL_BF16, ncase, worst_bf16_rel);
