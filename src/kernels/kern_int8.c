@@ -261,7 +261,8 @@ Z_FN void kern_avx512_i8_quant_rows(const float *x, size_t rows, size_t K, size_
         for (size_t k = 0; k < K; k += 16) {
             __mmask16 m = (__mmask16)(K - k >= 16 ? 0xFFFFu : (1u << (K - k)) - 1u);
             __m512 v = _mm512_maskz_loadu_ps(m, r + k);
-            lo = _mm512_min_ps(lo, v), hi = _mm512_max_ps(hi, v);
+            /* v first: a NaN lane keeps lo or hi (the second operand), as fminf does */
+            lo = _mm512_min_ps(v, lo), hi = _mm512_max_ps(v, hi);
         }
         float scale, inv, zero;
         row_params(_mm512_reduce_min_ps(lo), _mm512_reduce_max_ps(hi), &scale, &inv, &zero);

@@ -152,6 +152,7 @@ TEST(quant_rows_tables)
             act a = act_make(M, K, 0), b = act_make(M, K, 0);
             fill_rows(a.x, M, K);
             a.x[7 * K] = NAN;           /* a NaN codes as 0 */
+            a.x[2 * K + K - 1] = NAN;   /* last in its row: no later value hides it */
             a.x[8 * K] = INFINITY;      /* an infinite range, still defined */
             a.x[9 * K] = -3.4e38f;
             memcpy(b.x, a.x, M * K * sizeof(float));
