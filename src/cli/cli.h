@@ -56,7 +56,7 @@ void cli_source_close(cli_source *src);
 void cli_write_floats(FILE *out, const float *v, size_t n);
 
 /* Opens the model or prints the error; returns NULL on failure. */
-bgeicl_model *cli_open_model(const char *cmd, const char *dir, int threads);
+bgeicl_model *cli_open_model(const char *cmd, const char *dir, int threads, bgeicl_dtype dtype);
 
 int cli_embed(int argc, char **argv);
 int cli_tokenize(int argc, char **argv);

@@ -55,11 +55,12 @@ int cli_usage_error(const char *cmd, const char *usage, const char *fmt, ...)
     return CLI_USAGE;
 }
 
-bgeicl_model *cli_open_model(const char *cmd, const char *dir, int threads)
+bgeicl_model *cli_open_model(const char *cmd, const char *dir, int threads, bgeicl_dtype dtype)
 {
     bgeicl_options opts;
     bgeicl_options_init(&opts);
     opts.threads = threads;
+    opts.dtype = dtype;
     bgeicl_model *m = NULL;
     bgeicl_error err;
     if (bgeicl_model_open(dir, &opts, &m, &err) != BGEICL_OK) {

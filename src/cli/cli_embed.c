@@ -473,26 +473,10 @@ static int embed_with_client(const embed_opts *o, cli_source *src)
 
 /* ---- --model: the local engine ----------------------------------------------------------- */
 
-/* cli_open_model with the --dtype option. */
-static bgeicl_model *open_local(const embed_opts *o)
-{
-    bgeicl_options opts;
-    bgeicl_options_init(&opts);
-    opts.threads = (int)o->threads;
-    opts.dtype = o->dtype;
-    bgeicl_model *m = NULL;
-    bgeicl_error err;
-    if (bgeicl_model_open(o->model, &opts, &m, &err) != BGEICL_OK) {
-        fprintf(stderr, "bgeicl embed: cannot load model: %s\n", err.message);
-        return NULL;
-    }
-    return m;
-}
-
 static int embed_local(const embed_opts *o, cli_source *src)
 {
     int rc = CLI_FAIL;
-    bgeicl_model *m = open_local(o);
+    bgeicl_model *m = cli_open_model("embed", o->model, (int)o->threads, o->dtype);
     /* The bank is read only when queries get ICL. */
     icl_settings is = {.k = ICL_DEFAULT_K};
     if (o->query && o->icl)

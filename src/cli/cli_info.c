@@ -40,8 +40,7 @@ static char *info_json(const bgeicl_model_info *mi)
 int cli_info(int argc, char **argv)
 {
     const char *model = NULL;
-    bgeicl_options opts;
-    bgeicl_options_init(&opts);
+    bgeicl_dtype dtype = BGEICL_DTYPE_FP32;
     for (int i = 1; i < argc; i++) {
         const char *v;
         int r;
@@ -55,7 +54,7 @@ int cli_info(int argc, char **argv)
         } else if ((r = cli_opt_value(argc, argv, &i, "--dtype", &v)) != 0) {
             if (r < 0)
                 return CLI_USAGE;
-            if (bgeicl_dtype_parse(v, &opts.dtype) < 0)
+            if (bgeicl_dtype_parse(v, &dtype) < 0)
                 return cli_usage_error("info", usage, "--dtype must be fp32, bf16 or int8");
         } else {
             return cli_usage_error("info", usage, "unexpected argument %s", argv[i]);
@@ -63,12 +62,9 @@ int cli_info(int argc, char **argv)
     }
     if (!model)
         return cli_usage_error("info", usage, "--model DIR is required");
-    bgeicl_model *m = NULL;
-    bgeicl_error err;
-    if (bgeicl_model_open(model, &opts, &m, &err) != BGEICL_OK) {
-        fprintf(stderr, "bgeicl info: cannot load model: %s\n", err.message);
+    bgeicl_model *m = cli_open_model("info", model, 0, dtype);
+    if (!m)
         return CLI_FAIL;
-    }
     bgeicl_model_info mi;
     bgeicl_model_info_get(m, &mi);
     char *s = info_json(&mi);

@@ -94,7 +94,7 @@ int cli_tokenize(int argc, char **argv)
         src.in = stdin;
     else
         src.texts = texts, src.ntexts = ntexts;
-    bgeicl_model *m = cli_open_model("tokenize", model, 1);
+    bgeicl_model *m = cli_open_model("tokenize", model, 1, BGEICL_DTYPE_FP32);
     rc = m ? run(m, &src) : CLI_FAIL;
     bgeicl_model_close(m);
     cli_source_close(&src);
